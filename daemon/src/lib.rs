@@ -1,0 +1,5 @@
+//! pivox: the daemon that turns a Raspberry Pi with a microphone, a speaker and a push
+//! button into a voice appliance. The binary (`main.rs`) is a thin CLI over this library.
+
+pub mod audio;
+pub mod session;

@@ -1,0 +1,276 @@
+//! The push-to-talk session: a pure state machine, events in, actions out.
+//!
+//! ```text
+//!  Idle ──press──▶ Listening ──release / max length──▶ Waiting ──reply_start──▶ Playing
+//!   ▲                 │ short press: cancel              │ reply_end (no audio)     │ playback finished
+//!   └─────────────────┴──────────────────────────────────┴──────────────────────────┘
+//! ```
+//! A press in Waiting or Playing is a barge-in: the old turn is cancelled, its reply
+//! silenced, and a new turn starts at once. A link failure or server error during a turn
+//! gives the error earcon and returns to Idle. A press while the link is down gives the
+//! error earcon and records nothing: the user presses again once the link is back.
+//!
+//! No I/O and no clock: time arrives inside the events, and [`Session::next_deadline`] tells
+//! the caller when to deliver the next [`Event::Tick`].
+
+use std::time::{Duration, Instant};
+
+use pivox_hal::LedState;
+
+use crate::audio::earcon::Earcon;
+
+/// Identifies one turn on the link; the first turn is 1.
+pub type TurnId = u32;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// A press released sooner than this is taken as a mis-press and cancelled.
+    pub min_press: Duration,
+    /// A turn still held after this long is ended as if released.
+    pub max_turn: Duration,
+    /// How long to wait for the start of a reply after the end of a turn.
+    pub reply_timeout: Duration,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Idle,
+    Listening { turn: TurnId, since: Instant },
+    Waiting { turn: TurnId, since: Instant },
+    Playing { turn: TurnId, reply_ended: bool },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Event {
+    Pressed(Instant),
+    Released(Instant),
+    /// The server link is connected and ready for turns.
+    LinkUp,
+    LinkDown,
+    ReplyStarted(TurnId),
+    ReplyEnded(TurnId),
+    /// The server reported an error for this turn (or for the connection: `None`).
+    ServerError(Option<TurnId>),
+    /// The last sample of the reply to this turn has been played.
+    PlaybackFinished(TurnId),
+    Tick(Instant),
+}
+
+/// Why a turn's audio stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    Released,
+    MaxLength,
+}
+
+/// How a turn ended, for metrics and for `--turns`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// The reply was played to the end.
+    Completed,
+    /// The server ended the turn without a reply.
+    NoReply,
+    /// Released before the minimum press length.
+    TooShort,
+    /// A new press cut the turn short.
+    BargedIn,
+    LinkLost,
+    ReplyTimeout,
+    ServerError,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Announce the turn and start streaming, pre-roll first.
+    StartTurn(TurnId),
+    /// Stop streaming and tell the server the utterance is complete.
+    EndTurn(TurnId, EndReason),
+    /// Tell the server to drop the turn.
+    CancelTurn(TurnId),
+    /// Silence the reply at once.
+    StopPlayback,
+    Earcon(Earcon),
+    Led(LedState),
+    TurnDone(TurnId, Outcome),
+}
+
+/// The actions one event produced; never more than a handful.
+pub type Actions = heapless::Vec<Action, 8>;
+
+#[derive(Debug)]
+pub struct Session {
+    limits: Limits,
+    state: State,
+    link_up: bool,
+    /// The link was up once and went down: its return earns the "reconnected" earcon.
+    link_lost: bool,
+    last_turn: TurnId,
+}
+
+impl Session {
+    pub fn new(limits: Limits) -> Self {
+        Self { limits, state: State::Idle, link_up: false, link_lost: false, last_turn: 0 }
+    }
+
+    pub fn state(&self) -> State {
+        self.state
+    }
+
+    /// The turn whose audio is being streamed right now, if any.
+    pub fn streaming_turn(&self) -> Option<TurnId> {
+        match self.state {
+            State::Listening { turn, .. } => Some(turn),
+            _ => None,
+        }
+    }
+
+    /// The turn a reply may arrive for right now.
+    pub fn reply_turn(&self) -> Option<TurnId> {
+        match self.state {
+            State::Waiting { turn, .. } | State::Playing { turn, .. } => Some(turn),
+            _ => None,
+        }
+    }
+
+    /// When the caller should deliver the next [`Event::Tick`].
+    pub fn next_deadline(&self) -> Option<Instant> {
+        match self.state {
+            State::Listening { since, .. } => Some(since + self.limits.max_turn),
+            State::Waiting { since, .. } => Some(since + self.limits.reply_timeout),
+            _ => None,
+        }
+    }
+
+    pub fn handle(&mut self, event: Event) -> Actions {
+        let mut out = Actions::new();
+        let mut act = |a: Action| {
+            // Capacity is sized for the longest sequence below; a miss would be a bug, not input.
+            let pushed = out.push(a);
+            debug_assert!(pushed.is_ok(), "session produced more than 8 actions");
+        };
+        match (self.state, event) {
+            (_, Event::LinkUp) => {
+                self.link_up = true;
+                if std::mem::take(&mut self.link_lost) {
+                    act(Action::Earcon(Earcon::Reconnected));
+                }
+                if self.state == State::Idle {
+                    act(Action::Led(LedState::Idle));
+                }
+            }
+            (state, Event::LinkDown) => {
+                self.link_up = false;
+                self.link_lost = true;
+                match state {
+                    State::Listening { turn, .. }
+                    | State::Waiting { turn, .. }
+                    | State::Playing { turn, reply_ended: false } => {
+                        self.fail(turn, Outcome::LinkLost, &mut act);
+                    }
+                    // The whole reply is here: let it play; the link is not needed for that.
+                    State::Playing { reply_ended: true, .. } | State::Idle => {}
+                }
+                act(Action::Led(LedState::Disconnected));
+            }
+            (state, Event::Pressed(at)) => {
+                if !self.link_up {
+                    act(Action::Earcon(Earcon::Error));
+                    act(Action::Led(LedState::Disconnected));
+                    return out;
+                }
+                match state {
+                    State::Listening { .. } => return out, // a second press edge while held: noise
+                    State::Waiting { turn, .. } => {
+                        act(Action::CancelTurn(turn));
+                        act(Action::TurnDone(turn, Outcome::BargedIn));
+                    }
+                    State::Playing { turn, .. } => {
+                        act(Action::StopPlayback);
+                        act(Action::CancelTurn(turn));
+                        act(Action::TurnDone(turn, Outcome::BargedIn));
+                    }
+                    State::Idle => {}
+                }
+                self.last_turn = self.last_turn.wrapping_add(1).max(1);
+                let turn = self.last_turn;
+                self.state = State::Listening { turn, since: at };
+                act(Action::StartTurn(turn));
+                act(Action::Earcon(Earcon::Press));
+                act(Action::Led(LedState::Listening));
+            }
+            (State::Listening { turn, since }, Event::Released(at)) => {
+                if at.saturating_duration_since(since) < self.limits.min_press {
+                    act(Action::CancelTurn(turn));
+                    act(Action::TurnDone(turn, Outcome::TooShort));
+                    act(Action::Led(LedState::Idle));
+                    self.state = State::Idle;
+                } else {
+                    self.end_turn(turn, EndReason::Released, at, &mut act);
+                }
+            }
+            (State::Listening { turn, since }, Event::Tick(now)) if now >= since + self.limits.max_turn => {
+                self.end_turn(turn, EndReason::MaxLength, now, &mut act);
+            }
+            (State::Waiting { turn, since }, Event::Tick(now)) if now >= since + self.limits.reply_timeout => {
+                act(Action::CancelTurn(turn));
+                self.fail(turn, Outcome::ReplyTimeout, &mut act);
+            }
+            (State::Waiting { turn, .. }, Event::ReplyStarted(t)) if t == turn => {
+                self.state = State::Playing { turn, reply_ended: false };
+                act(Action::Led(LedState::Speaking));
+            }
+            (State::Waiting { turn, .. }, Event::ReplyEnded(t)) if t == turn => {
+                self.finish(turn, Outcome::NoReply, &mut act);
+            }
+            (State::Playing { turn, .. }, Event::ReplyEnded(t)) if t == turn => {
+                self.state = State::Playing { turn, reply_ended: true };
+            }
+            (State::Playing { turn, .. }, Event::PlaybackFinished(t)) if t == turn => {
+                self.finish(turn, Outcome::Completed, &mut act);
+            }
+            (state, Event::ServerError(t)) => {
+                let current = match state {
+                    State::Listening { turn, .. } | State::Waiting { turn, .. } | State::Playing { turn, .. } => {
+                        Some(turn)
+                    }
+                    State::Idle => None,
+                };
+                match current {
+                    Some(turn) if t.is_none() || t == Some(turn) => self.fail(turn, Outcome::ServerError, &mut act),
+                    _ => act(Action::Earcon(Earcon::Error)),
+                }
+            }
+            // Releases while not listening (after max length, a cancelled or failed turn),
+            // ticks before a deadline, and events for turns that are no longer current.
+            _ => {}
+        }
+        out
+    }
+
+    fn end_turn(&mut self, turn: TurnId, reason: EndReason, at: Instant, act: &mut impl FnMut(Action)) {
+        self.state = State::Waiting { turn, since: at };
+        act(Action::EndTurn(turn, reason));
+        act(Action::Earcon(Earcon::Release));
+        act(Action::Led(LedState::Thinking));
+    }
+
+    fn finish(&mut self, turn: TurnId, outcome: Outcome, act: &mut impl FnMut(Action)) {
+        self.state = State::Idle;
+        act(Action::TurnDone(turn, outcome));
+        act(Action::Led(if self.link_up { LedState::Idle } else { LedState::Disconnected }));
+    }
+
+    fn fail(&mut self, turn: TurnId, outcome: Outcome, act: &mut impl FnMut(Action)) {
+        if matches!(self.state, State::Playing { .. }) {
+            act(Action::StopPlayback);
+        }
+        self.state = State::Idle;
+        act(Action::Earcon(Earcon::Error));
+        act(Action::TurnDone(turn, outcome));
+        act(Action::Led(LedState::Error));
+    }
+}
+
+#[cfg(test)]
+#[path = "session_tests.rs"]
+mod tests;

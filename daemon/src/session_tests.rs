@@ -1,0 +1,206 @@
+//! Every transition of the session state machine, with synthetic time.
+
+use super::*;
+
+const LIMITS: Limits = Limits {
+    min_press: Duration::from_millis(150),
+    max_turn: Duration::from_secs(30),
+    reply_timeout: Duration::from_secs(10),
+};
+
+fn ms(t0: Instant, ms: u64) -> Instant {
+    t0 + Duration::from_millis(ms)
+}
+
+fn connected() -> (Session, Instant) {
+    let mut s = Session::new(LIMITS);
+    assert_eq!(s.handle(Event::LinkUp).as_slice(), [Action::Led(LedState::Idle)]);
+    (s, Instant::now())
+}
+
+#[test]
+fn a_whole_turn_goes_idle_listening_waiting_playing_idle() {
+    let (mut s, t0) = connected();
+    assert_eq!(
+        s.handle(Event::Pressed(t0)).as_slice(),
+        [Action::StartTurn(1), Action::Earcon(Earcon::Press), Action::Led(LedState::Listening)]
+    );
+    assert_eq!(s.streaming_turn(), Some(1));
+    assert_eq!(s.next_deadline(), Some(t0 + LIMITS.max_turn));
+    assert_eq!(
+        s.handle(Event::Released(ms(t0, 2000))).as_slice(),
+        [Action::EndTurn(1, EndReason::Released), Action::Earcon(Earcon::Release), Action::Led(LedState::Thinking)]
+    );
+    assert_eq!(s.state(), State::Waiting { turn: 1, since: ms(t0, 2000) });
+    assert_eq!(s.streaming_turn(), None);
+    assert_eq!(s.reply_turn(), Some(1));
+    assert_eq!(s.handle(Event::ReplyStarted(1)).as_slice(), [Action::Led(LedState::Speaking)]);
+    assert!(s.handle(Event::ReplyEnded(1)).is_empty());
+    assert_eq!(s.state(), State::Playing { turn: 1, reply_ended: true });
+    assert_eq!(
+        s.handle(Event::PlaybackFinished(1)).as_slice(),
+        [Action::TurnDone(1, Outcome::Completed), Action::Led(LedState::Idle)]
+    );
+    assert_eq!(s.state(), State::Idle);
+    assert_eq!(s.next_deadline(), None);
+    // The next turn gets the next id.
+    assert_eq!(s.handle(Event::Pressed(ms(t0, 5000)))[0], Action::StartTurn(2));
+}
+
+#[test]
+fn a_press_shorter_than_the_minimum_is_cancelled() {
+    let (mut s, t0) = connected();
+    s.handle(Event::Pressed(t0));
+    assert_eq!(
+        s.handle(Event::Released(ms(t0, 149))).as_slice(),
+        [Action::CancelTurn(1), Action::TurnDone(1, Outcome::TooShort), Action::Led(LedState::Idle)]
+    );
+    assert_eq!(s.state(), State::Idle);
+    // Exactly the minimum counts as a real press.
+    s.handle(Event::Pressed(ms(t0, 1000)));
+    assert_eq!(s.handle(Event::Released(ms(t0, 1150)))[0], Action::EndTurn(2, EndReason::Released));
+}
+
+#[test]
+fn the_maximum_turn_length_ends_the_turn_and_the_late_release_is_ignored() {
+    let (mut s, t0) = connected();
+    s.handle(Event::Pressed(t0));
+    assert!(s.handle(Event::Tick(ms(t0, 29_999))).is_empty());
+    assert_eq!(s.handle(Event::Tick(ms(t0, 30_000)))[0], Action::EndTurn(1, EndReason::MaxLength));
+    assert_eq!(s.state(), State::Waiting { turn: 1, since: ms(t0, 30_000) });
+    assert!(s.handle(Event::Released(ms(t0, 31_000))).is_empty());
+}
+
+#[test]
+fn a_press_while_a_reply_plays_stops_it_and_starts_a_new_turn() {
+    let (mut s, t0) = connected();
+    s.handle(Event::Pressed(t0));
+    s.handle(Event::Released(ms(t0, 1000)));
+    s.handle(Event::ReplyStarted(1));
+    assert_eq!(
+        s.handle(Event::Pressed(ms(t0, 1500))).as_slice(),
+        [
+            Action::StopPlayback,
+            Action::CancelTurn(1),
+            Action::TurnDone(1, Outcome::BargedIn),
+            Action::StartTurn(2),
+            Action::Earcon(Earcon::Press),
+            Action::Led(LedState::Listening),
+        ]
+    );
+    assert_eq!(s.streaming_turn(), Some(2));
+    // Late news about the old turn changes nothing.
+    assert!(s.handle(Event::PlaybackFinished(1)).is_empty());
+    assert!(s.handle(Event::ReplyEnded(1)).is_empty());
+    assert_eq!(s.streaming_turn(), Some(2));
+}
+
+#[test]
+fn a_press_while_waiting_cancels_the_old_turn() {
+    let (mut s, t0) = connected();
+    s.handle(Event::Pressed(t0));
+    s.handle(Event::Released(ms(t0, 1000)));
+    let out = s.handle(Event::Pressed(ms(t0, 1200)));
+    assert_eq!(out[..3], [Action::CancelTurn(1), Action::TurnDone(1, Outcome::BargedIn), Action::StartTurn(2)]);
+}
+
+#[test]
+fn link_down_during_a_turn_gives_the_error_earcon_and_returns_to_idle() {
+    for stage in 0..3 {
+        let (mut s, t0) = connected();
+        s.handle(Event::Pressed(t0));
+        if stage >= 1 {
+            s.handle(Event::Released(ms(t0, 1000)));
+        }
+        if stage >= 2 {
+            s.handle(Event::ReplyStarted(1));
+        }
+        let out = s.handle(Event::LinkDown);
+        assert!(out.contains(&Action::Earcon(Earcon::Error)), "stage {stage}: {out:?}");
+        assert!(out.contains(&Action::TurnDone(1, Outcome::LinkLost)), "stage {stage}: {out:?}");
+        assert_eq!(out.last(), Some(&Action::Led(LedState::Disconnected)));
+        assert_eq!(out.contains(&Action::StopPlayback), stage == 2);
+        assert_eq!(s.state(), State::Idle);
+        // The button still held when the link dropped is released later: nothing happens.
+        assert!(s.handle(Event::Released(ms(t0, 3000))).is_empty());
+    }
+}
+
+#[test]
+fn a_reply_that_fully_arrived_keeps_playing_when_the_link_drops() {
+    let (mut s, t0) = connected();
+    s.handle(Event::Pressed(t0));
+    s.handle(Event::Released(ms(t0, 1000)));
+    s.handle(Event::ReplyStarted(1));
+    s.handle(Event::ReplyEnded(1));
+    assert_eq!(s.handle(Event::LinkDown).as_slice(), [Action::Led(LedState::Disconnected)]);
+    assert_eq!(
+        s.handle(Event::PlaybackFinished(1)).as_slice(),
+        [Action::TurnDone(1, Outcome::Completed), Action::Led(LedState::Disconnected)]
+    );
+}
+
+#[test]
+fn a_press_while_disconnected_is_refused_and_reconnecting_is_announced() {
+    let mut s = Session::new(LIMITS);
+    let t0 = Instant::now();
+    assert_eq!(
+        s.handle(Event::Pressed(t0)).as_slice(),
+        [Action::Earcon(Earcon::Error), Action::Led(LedState::Disconnected)]
+    );
+    assert_eq!(s.state(), State::Idle);
+    // The first connection is not a "re"-connection.
+    assert_eq!(s.handle(Event::LinkUp).as_slice(), [Action::Led(LedState::Idle)]);
+    s.handle(Event::LinkDown);
+    assert_eq!(s.handle(Event::LinkUp).as_slice(), [Action::Earcon(Earcon::Reconnected), Action::Led(LedState::Idle)]);
+}
+
+#[test]
+fn no_reply_start_within_the_timeout_fails_the_turn() {
+    let (mut s, t0) = connected();
+    s.handle(Event::Pressed(t0));
+    s.handle(Event::Released(ms(t0, 1000)));
+    assert_eq!(s.next_deadline(), Some(ms(t0, 11_000)));
+    assert!(s.handle(Event::Tick(ms(t0, 10_999))).is_empty());
+    let out = s.handle(Event::Tick(ms(t0, 11_000)));
+    assert_eq!(
+        out.as_slice(),
+        [
+            Action::CancelTurn(1),
+            Action::Earcon(Earcon::Error),
+            Action::TurnDone(1, Outcome::ReplyTimeout),
+            Action::Led(LedState::Error)
+        ]
+    );
+}
+
+#[test]
+fn a_reply_end_without_audio_ends_the_turn() {
+    let (mut s, t0) = connected();
+    s.handle(Event::Pressed(t0));
+    s.handle(Event::Released(ms(t0, 1000)));
+    assert_eq!(s.handle(Event::ReplyEnded(1))[0], Action::TurnDone(1, Outcome::NoReply));
+    assert_eq!(s.state(), State::Idle);
+}
+
+#[test]
+fn server_errors_fail_the_current_turn_only() {
+    let (mut s, t0) = connected();
+    s.handle(Event::Pressed(t0));
+    // An error about another turn does not end this one.
+    assert_eq!(s.handle(Event::ServerError(Some(7))).as_slice(), [Action::Earcon(Earcon::Error)]);
+    assert_eq!(s.streaming_turn(), Some(1));
+    let out = s.handle(Event::ServerError(Some(1)));
+    assert!(out.contains(&Action::TurnDone(1, Outcome::ServerError)));
+    assert_eq!(s.state(), State::Idle);
+}
+
+#[test]
+fn stray_events_in_idle_do_nothing() {
+    let (mut s, t0) = connected();
+    for e in
+        [Event::Released(t0), Event::ReplyStarted(1), Event::ReplyEnded(1), Event::PlaybackFinished(1), Event::Tick(t0)]
+    {
+        assert!(s.handle(e).is_empty(), "{e:?}");
+    }
+}
