@@ -2,4 +2,6 @@
 //! button into a voice appliance. The binary (`main.rs`) is a thin CLI over this library.
 
 pub mod audio;
+pub mod config;
+pub mod link;
 pub mod session;

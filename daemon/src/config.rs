@@ -1,0 +1,487 @@
+//! The configuration: one TOML file, read once into a validated [`Config`].
+//!
+//! Every error is one line naming the file, the line, the key and what to change; keys
+//! pivox does not know are warned about (with their line) and ignored. Relative paths in
+//! the file are taken relative to the file's own folder. Every key is documented in
+//! `docs/configuration.md`, and `pivox.example.toml` is parsed by a test.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::audio::codec::{Codec, OpusSettings};
+use crate::session::Limits;
+
+/// Where pivox looks for its config when none is given, first match wins.
+pub const DEFAULT_PATHS: &[&str] = &["/boot/firmware/pivox.toml", "/etc/pivox/pivox.toml"];
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub audio: AudioConfig,
+    pub opus: OpusSettings,
+    pub playback: PlaybackConfig,
+    pub session: Limits,
+    pub microphone: DeviceConfig,
+    pub speaker: DeviceConfig,
+    pub button: DeviceConfig,
+    pub led: DeviceConfig,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub kind: String,
+    pub url: String,
+    pub token: Option<Secret>,
+    pub ca_file: Option<PathBuf>,
+    pub ping_interval: Duration,
+    pub ping_timeout: Duration,
+    pub reconnect_min: Duration,
+    pub reconnect_max: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct AudioConfig {
+    /// Codecs offered to the server, preferred first.
+    pub codecs: Vec<Codec>,
+    pub frame_ms: u32,
+    pub preroll_ms: u32,
+    pub earcon_volume: f32,
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct PlaybackConfig {
+    pub jitter_min: Duration,
+    pub jitter_max: Duration,
+    pub jitter_max_age: Duration,
+    pub buffer_ms: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct DeviceConfig {
+    pub backend: String,
+    /// Backend-specific; for `sim` devices a path has already been made absolute.
+    pub device: String,
+    pub sample_rate: u32,
+    pub realtime: bool,
+}
+
+/// A credential: its `Debug` and `Display` never show it, so it cannot reach a log line.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+/// A config problem, on one line: `FILE:LINE: KEY: what is wrong`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        if !self.key.is_empty() {
+            write!(f, ": {}", self.key)?;
+        }
+        write!(f, ": {}", self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// A config read from a file, with warnings about keys that were ignored.
+#[derive(Debug)]
+pub struct Loaded {
+    pub config: Config,
+    pub warnings: Vec<String>,
+}
+
+// ---- the file as written -------------------------------------------------------------
+
+#[derive(Deserialize, Default)]
+#[serde(default)]
+struct RawFile {
+    server: RawServer,
+    audio: RawAudio,
+    opus: RawOpus,
+    playback: RawPlayback,
+    session: RawSession,
+    microphone: RawDevice,
+    speaker: RawDevice,
+    button: RawDevice,
+    led: RawDevice,
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawServer {
+    kind: String,
+    url: String,
+    token_file: String,
+    ca_file: String,
+    ping_interval_ms: u64,
+    ping_timeout_ms: u64,
+    reconnect_min_ms: u64,
+    reconnect_max_ms: u64,
+}
+
+impl Default for RawServer {
+    fn default() -> Self {
+        Self {
+            kind: "pivox".into(),
+            url: String::new(),
+            token_file: String::new(),
+            ca_file: String::new(),
+            ping_interval_ms: 2_000,
+            ping_timeout_ms: 5_000,
+            reconnect_min_ms: 500,
+            reconnect_max_ms: 30_000,
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawAudio {
+    codecs: Vec<String>,
+    frame_ms: u32,
+    preroll_ms: u32,
+    earcon_volume: f32,
+}
+
+impl Default for RawAudio {
+    fn default() -> Self {
+        Self { codecs: vec!["opus".into(), "pcm".into()], frame_ms: 20, preroll_ms: 300, earcon_volume: 0.3 }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawOpus {
+    bitrate: u32,
+    complexity: u8,
+    fec: bool,
+    dtx: bool,
+}
+
+impl Default for RawOpus {
+    fn default() -> Self {
+        Self { bitrate: 24_000, complexity: 5, fec: false, dtx: true }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawPlayback {
+    jitter_min_ms: u64,
+    jitter_max_ms: u64,
+    jitter_max_age_ms: u64,
+    buffer_ms: u32,
+}
+
+impl Default for RawPlayback {
+    fn default() -> Self {
+        Self { jitter_min_ms: 40, jitter_max_ms: 300, jitter_max_age_ms: 200, buffer_ms: 60 }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawSession {
+    min_press_ms: u64,
+    max_turn_s: f64,
+    reply_timeout_s: f64,
+}
+
+impl Default for RawSession {
+    fn default() -> Self {
+        Self { min_press_ms: 150, max_turn_s: 30.0, reply_timeout_s: 15.0 }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawDevice {
+    backend: String,
+    device: String,
+    sample_rate: u32,
+    realtime: bool,
+}
+
+impl Default for RawDevice {
+    fn default() -> Self {
+        Self { backend: String::new(), device: String::new(), sample_rate: 16_000, realtime: true }
+    }
+}
+
+// ---- reading and validating ----------------------------------------------------------
+
+impl Config {
+    /// Reads and validates `path`.
+    pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
+            file: file.clone(),
+            line: None,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        Self::parse(&text, &file, base)
+    }
+
+    /// Validates `text` as if read from `file`, resolving relative paths against `base`.
+    pub fn parse(text: &str, file: &str, base: &Path) -> Result<Loaded, ConfigError> {
+        let mut ignored = Vec::new();
+        let deserializer =
+            toml::de::Deserializer::parse(text).map_err(|e| toml_error(text, file, String::new(), &e))?;
+        let mut note_unknown = |path: serde_ignored::Path<'_>| ignored.push(path.to_string());
+        let tracked = serde_ignored::Deserializer::new(deserializer, &mut note_unknown);
+        let raw: RawFile = serde_path_to_error::deserialize(tracked).map_err(|e| {
+            let key = e.path().to_string();
+            toml_error(text, file, if key == "." { String::new() } else { key }, e.inner())
+        })?;
+        let doc = Document { text, file, base };
+        let warnings = ignored
+            .iter()
+            .map(|key| doc.error(key, "unknown key, ignored (see docs/configuration.md)".into()).to_string())
+            .collect();
+        Ok(Loaded { config: doc.validate(raw)?, warnings })
+    }
+}
+
+fn toml_error(text: &str, file: &str, key: String, e: &toml::de::Error) -> ConfigError {
+    let line = e.span().map(|span| line_at(text, span.start));
+    ConfigError { file: file.into(), line, key, message: e.message().trim().replace('\n', " ") }
+}
+
+fn line_at(text: &str, offset: usize) -> usize {
+    text[..offset.min(text.len())].matches('\n').count() + 1
+}
+
+struct Document<'a> {
+    text: &'a str,
+    file: &'a str,
+    base: &'a Path,
+}
+
+impl Document<'_> {
+    /// The line where dotted `key` is written, if it is written at all.
+    fn line_of(&self, key: &str) -> Option<usize> {
+        let doc = toml::de::DeTable::parse(self.text).ok()?;
+        let mut table = doc.get_ref();
+        let mut parts = key.split('.').peekable();
+        while let Some(part) = parts.next() {
+            let (k, v) = table.iter().find(|(k, _)| k.get_ref().as_ref() == part)?;
+            if parts.peek().is_none() {
+                return Some(line_at(self.text, k.span().start));
+            }
+            table = match v.get_ref() {
+                toml::de::DeValue::Table(t) => t,
+                _ => return Some(line_at(self.text, k.span().start)),
+            };
+        }
+        None
+    }
+
+    fn error(&self, key: &str, message: String) -> ConfigError {
+        ConfigError { file: self.file.into(), line: self.line_of(key), key: key.into(), message }
+    }
+
+    fn check(&self, ok: bool, key: &str, message: impl FnOnce() -> String) -> Result<(), ConfigError> {
+        if ok { Ok(()) } else { Err(self.error(key, message())) }
+    }
+
+    fn path(&self, value: &str) -> PathBuf {
+        self.base.join(value)
+    }
+
+    fn validate(&self, raw: RawFile) -> Result<Config, ConfigError> {
+        Ok(Config {
+            server: self.server(raw.server)?,
+            audio: self.audio(raw.audio)?,
+            opus: self.opus(raw.opus)?,
+            playback: self.playback(raw.playback)?,
+            session: self.session(raw.session)?,
+            microphone: self.device("microphone", raw.microphone, pivox_hal::backend::MICROPHONES)?,
+            speaker: self.device("speaker", raw.speaker, pivox_hal::backend::SPEAKERS)?,
+            button: self.device("button", raw.button, pivox_hal::backend::BUTTONS)?,
+            led: self.device("led", raw.led, pivox_hal::backend::LEDS)?,
+        })
+    }
+
+    fn server(&self, s: RawServer) -> Result<ServerConfig, ConfigError> {
+        self.check(crate::link::find(&s.kind).is_some(), "server.kind", || {
+            format!("unknown server kind `{}` (known: {})", s.kind, crate::link::names().join(", "))
+        })?;
+        self.check(!s.url.is_empty(), "server.url", || {
+            "missing: the voice server's address, e.g. ws://192.168.1.10:8765/".into()
+        })?;
+        let uri: Result<tokio_tungstenite::tungstenite::http::Uri, _> = s.url.parse();
+        let scheme_ok = uri.as_ref().is_ok_and(|u| matches!(u.scheme_str(), Some("ws" | "wss")) && u.host().is_some());
+        self.check(scheme_ok, "server.url", || format!("`{}` is not a ws:// or wss:// address with a host", s.url))?;
+        let token = if s.token_file.is_empty() {
+            None
+        } else {
+            let path = self.path(&s.token_file);
+            let text = std::fs::read_to_string(&path)
+                .map_err(|e| self.error("server.token_file", format!("cannot read {}: {e}", path.display())))?;
+            let token = text.trim().to_string();
+            self.check(!token.is_empty(), "server.token_file", || format!("{} is empty", path.display()))?;
+            self.check(token.bytes().all(|b| b.is_ascii_graphic()), "server.token_file", || {
+                format!("{} holds characters a token cannot have (spaces, control or non-ASCII)", path.display())
+            })?;
+            Some(Secret(token))
+        };
+        let ca_file = (!s.ca_file.is_empty()).then(|| self.path(&s.ca_file));
+        if let Some(ca) = &ca_file {
+            self.check(ca.is_file(), "server.ca_file", || format!("{} does not exist", ca.display()))?;
+        }
+        self.check(s.ping_interval_ms >= 100, "server.ping_interval_ms", || "must be at least 100".into())?;
+        self.check(s.ping_timeout_ms > s.ping_interval_ms, "server.ping_timeout_ms", || {
+            format!("must be longer than ping_interval_ms ({})", s.ping_interval_ms)
+        })?;
+        self.check(s.reconnect_min_ms >= 10, "server.reconnect_min_ms", || "must be at least 10".into())?;
+        self.check(s.reconnect_max_ms >= s.reconnect_min_ms, "server.reconnect_max_ms", || {
+            format!("must be at least reconnect_min_ms ({})", s.reconnect_min_ms)
+        })?;
+        Ok(ServerConfig {
+            kind: s.kind,
+            url: s.url,
+            token,
+            ca_file,
+            ping_interval: Duration::from_millis(s.ping_interval_ms),
+            ping_timeout: Duration::from_millis(s.ping_timeout_ms),
+            reconnect_min: Duration::from_millis(s.reconnect_min_ms),
+            reconnect_max: Duration::from_millis(s.reconnect_max_ms),
+        })
+    }
+
+    fn audio(&self, a: RawAudio) -> Result<AudioConfig, ConfigError> {
+        let mut codecs = Vec::new();
+        for name in &a.codecs {
+            let codec = name.parse::<Codec>().map_err(|e| self.error("audio.codecs", e))?;
+            self.check(!codecs.contains(&codec), "audio.codecs", || format!("`{name}` is listed twice"))?;
+            codecs.push(codec);
+        }
+        self.check(!codecs.is_empty(), "audio.codecs", || "list at least one of \"opus\", \"pcm\"".into())?;
+        let opus_ok = matches!(a.frame_ms, 10 | 20);
+        let pcm_ok = (10..=100).contains(&a.frame_ms);
+        self.check(if codecs.contains(&Codec::Opus) { opus_ok } else { pcm_ok }, "audio.frame_ms", || {
+            if codecs.contains(&Codec::Opus) {
+                format!("{} ms: Opus frames are 10 or 20 ms", a.frame_ms)
+            } else {
+                format!("{} ms: PCM frames are 10 to 100 ms", a.frame_ms)
+            }
+        })?;
+        self.check(a.preroll_ms <= 2_000, "audio.preroll_ms", || "at most 2000 ms".into())?;
+        self.check((0.0..=1.0).contains(&a.earcon_volume), "audio.earcon_volume", || {
+            format!("{} is outside 0.0 (off) to 1.0", a.earcon_volume)
+        })?;
+        Ok(AudioConfig { codecs, frame_ms: a.frame_ms, preroll_ms: a.preroll_ms, earcon_volume: a.earcon_volume })
+    }
+
+    fn opus(&self, o: RawOpus) -> Result<OpusSettings, ConfigError> {
+        self.check((6_000..=128_000).contains(&o.bitrate), "opus.bitrate", || {
+            format!("{} bit/s is outside 6000..128000 (24000 suits speech)", o.bitrate)
+        })?;
+        self.check(o.complexity <= 10, "opus.complexity", || format!("{} is outside 0..10", o.complexity))?;
+        Ok(OpusSettings { bitrate: o.bitrate, complexity: o.complexity, fec: o.fec, dtx: o.dtx })
+    }
+
+    fn playback(&self, p: RawPlayback) -> Result<PlaybackConfig, ConfigError> {
+        self.check(p.jitter_max_ms >= p.jitter_min_ms, "playback.jitter_max_ms", || {
+            format!("must be at least jitter_min_ms ({})", p.jitter_min_ms)
+        })?;
+        self.check(p.jitter_max_ms <= 2_000, "playback.jitter_max_ms", || "at most 2000 ms".into())?;
+        self.check((10..=5_000).contains(&p.jitter_max_age_ms), "playback.jitter_max_age_ms", || {
+            "10 to 5000 ms".into()
+        })?;
+        self.check((10..=1_000).contains(&p.buffer_ms), "playback.buffer_ms", || "10 to 1000 ms".into())?;
+        Ok(PlaybackConfig {
+            jitter_min: Duration::from_millis(p.jitter_min_ms),
+            jitter_max: Duration::from_millis(p.jitter_max_ms),
+            jitter_max_age: Duration::from_millis(p.jitter_max_age_ms),
+            buffer_ms: p.buffer_ms,
+        })
+    }
+
+    fn session(&self, s: RawSession) -> Result<Limits, ConfigError> {
+        self.check((1.0..=300.0).contains(&s.max_turn_s), "session.max_turn_s", || "1 to 300 seconds".into())?;
+        self.check((1.0..=300.0).contains(&s.reply_timeout_s), "session.reply_timeout_s", || {
+            "1 to 300 seconds".into()
+        })?;
+        self.check((s.min_press_ms as f64) < s.max_turn_s * 1000.0, "session.min_press_ms", || {
+            "must be shorter than max_turn_s".into()
+        })?;
+        Ok(Limits {
+            min_press: Duration::from_millis(s.min_press_ms),
+            max_turn: Duration::from_secs_f64(s.max_turn_s),
+            reply_timeout: Duration::from_secs_f64(s.reply_timeout_s),
+        })
+    }
+
+    fn device<B: Copy>(
+        &self,
+        kind: &str,
+        d: RawDevice,
+        table: pivox_hal::backend::Table<B>,
+    ) -> Result<DeviceConfig, ConfigError> {
+        let backend =
+            if d.backend.is_empty() { pivox_hal::backend::default_name(table).to_string() } else { d.backend };
+        pivox_hal::backend::find(table, &backend).map_err(|e| self.error(&format!("{kind}.backend"), e.to_string()))?;
+        self.check((8_000..=192_000).contains(&d.sample_rate), &format!("{kind}.sample_rate"), || {
+            format!("{} Hz is outside 8000..192000", d.sample_rate)
+        })?;
+        let mut device = d.device;
+        if backend == "sim" {
+            device = self.sim_device(kind, device)?;
+        }
+        Ok(DeviceConfig { backend, device, sample_rate: d.sample_rate, realtime: d.realtime })
+    }
+
+    /// `sim` devices name files (or a button script): make paths absolute and check what can be.
+    fn sim_device(&self, kind: &str, device: String) -> Result<String, ConfigError> {
+        let key = format!("{kind}.device");
+        match kind {
+            "microphone" => {
+                self.check(!device.is_empty(), &key, || "the sim microphone needs a WAV file to play".into())?;
+                let path = self.path(&device);
+                self.check(path.is_file(), &key, || format!("{} does not exist", path.display()))?;
+                Ok(path.display().to_string())
+            }
+            "speaker" if !device.is_empty() => Ok(self.path(&device).display().to_string()),
+            "button" if device != "stdin" => {
+                pivox_hal::sim::parse_script(&device).map_err(|e| self.error(&key, e.to_string()))?;
+                Ok(device)
+            }
+            _ => Ok(device),
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "config_tests.rs"]
+mod tests;

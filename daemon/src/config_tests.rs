@@ -1,0 +1,105 @@
+//! The shipped example config, and broken configs that must each give a one-line error.
+
+use super::*;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
+}
+
+fn parse(text: &str) -> Result<Loaded, ConfigError> {
+    Config::parse(text, "test.toml", &repo())
+}
+
+const MINIMAL: &str =
+    "[server]\nurl = \"ws://127.0.0.1:1/\"\n[microphone]\nbackend = \"sim\"\ndevice = \"daemon/assets/speech.wav\"\n";
+
+#[test]
+fn the_shipped_example_config_parses_without_warnings() {
+    let loaded = Config::load(&repo().join("pivox.example.toml")).unwrap();
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let c = loaded.config;
+    assert_eq!(c.server.url, "ws://127.0.0.1:8765/");
+    assert_eq!(c.audio.codecs, [Codec::Opus, Codec::Pcm]);
+    assert_eq!((c.audio.frame_ms, c.audio.preroll_ms), (20, 300));
+    assert_eq!(c.session.min_press, Duration::from_millis(150));
+    assert!(Path::new(&c.microphone.device).is_absolute());
+    assert_eq!(c.button.device, "press 0.25, release 2.2");
+}
+
+#[test]
+fn defaults_fill_in_everything_but_the_url() {
+    let c = parse(MINIMAL).unwrap().config;
+    assert_eq!(c.opus, OpusSettings { bitrate: 24_000, complexity: 5, fec: false, dtx: true });
+    assert_eq!(c.session.max_turn, Duration::from_secs(30));
+    assert_eq!(c.speaker.backend, "sim");
+    assert!(c.server.token.is_none());
+}
+
+#[test]
+fn broken_configs_name_the_key_and_the_line() {
+    let cases: &[(&str, &str, usize, &str)] = &[
+        ("[audio]\nframe_ms = 30\n", "audio.frame_ms", 8, "10 or 20"),
+        ("[audio]\nframe_ms = \"twenty\"\n", "audio.frame_ms", 8, "invalid type"),
+        ("[audio]\ncodecs = [\"mp3\"]\n", "audio.codecs", 8, "unknown codec"),
+        ("[audio]\nearcon_volume = 2.0\n", "audio.earcon_volume", 8, "outside"),
+        ("[opus]\ncomplexity = 11\n", "opus.complexity", 8, "0..10"),
+        ("[session]\nmax_turn_s = 0\n", "session.max_turn_s", 8, "1 to 300"),
+        ("[playback]\njitter_min_ms = 500\njitter_max_ms = 100\n", "playback.jitter_max_ms", 9, "at least"),
+        ("[speaker]\nbackend = \"pulse\"\n", "speaker.backend", 8, "unknown backend"),
+        ("[button]\ndevice = \"release 1\"\n", "button.device", 8, "alternate"),
+    ];
+    for (extra, key, line, words) in cases {
+        let text = format!("{MINIMAL}\n{extra}");
+        let err = parse(&text).unwrap_err();
+        let shown = err.to_string();
+        assert_eq!((err.key.as_str(), err.line), (*key, Some(*line)), "{shown}");
+        assert!(shown.contains(words) && !shown.contains('\n'), "{shown}");
+        assert!(shown.starts_with(&format!("test.toml:{line}: {key}: ")), "{shown}");
+    }
+}
+
+#[test]
+fn server_problems_are_explained() {
+    let url = |u: &str| parse(&MINIMAL.replace("ws://127.0.0.1:1/", u)).unwrap_err();
+    assert!(url("http://x/").to_string().contains("test.toml:2: server.url: `http://x/` is not a ws://"));
+    assert!(parse("[server]\n").unwrap_err().to_string().contains("server.url: missing"));
+    let ping = parse(&MINIMAL.replace("[server]\n", "[server]\nping_timeout_ms = 10\n")).unwrap_err();
+    assert_eq!((ping.key.as_str(), ping.line), ("server.ping_timeout_ms", Some(2)));
+    assert!(ping.to_string().contains("longer than ping_interval_ms"));
+    let kind = parse(&MINIMAL.replace("[server]\n", "[server]\nkind = \"mqtt\"\n")).unwrap_err();
+    assert!(
+        kind.to_string().starts_with("test.toml:2: server.kind: unknown server kind `mqtt` (known: pivox)"),
+        "{kind}"
+    );
+    let dup = parse(&format!("{MINIMAL}[server]\n")).unwrap_err();
+    assert!(dup.line.is_some() && !dup.to_string().contains('\n'), "{dup}");
+    let token = parse(&MINIMAL.replace("[server]\n", "[server]\ntoken_file = \"nope\"\n")).unwrap_err();
+    assert_eq!((token.key.as_str(), token.line), ("server.token_file", Some(2)));
+}
+
+#[test]
+fn syntax_errors_have_a_line_and_one_line_of_text() {
+    let err = parse("[server]\nurl = \"ws://x/\n").unwrap_err();
+    assert_eq!(err.line, Some(2));
+    assert!(!err.to_string().contains('\n'));
+}
+
+#[test]
+fn unknown_keys_are_warned_about_with_their_line() {
+    let loaded = parse(&format!("{MINIMAL}[audio]\nframe_ms = 20\nfram_ms = 10\n")).unwrap();
+    assert_eq!(loaded.warnings, ["test.toml:8: audio.fram_ms: unknown key, ignored (see docs/configuration.md)"]);
+}
+
+#[test]
+fn the_token_is_read_from_its_file_and_never_shown() {
+    let dir = std::env::temp_dir().join(format!("pivox-token-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("token"), "s3cr3t-t0ken\n").unwrap();
+    let text = MINIMAL
+        .replace("[server]\n", "[server]\ntoken_file = \"token\"\n")
+        .replace("daemon/assets", &repo().join("daemon/assets").display().to_string());
+    let c = Config::parse(&text, "t.toml", &dir).unwrap().config;
+    let token = c.server.token.clone().unwrap();
+    assert_eq!(token.expose(), "s3cr3t-t0ken");
+    assert!(!format!("{c:?}").contains("s3cr3t"));
+}

@@ -1,0 +1,150 @@
+//! Server links: how pivox reaches a voice server. Each backend is a task spawned behind
+//! the same handle — commands in (turn start, audio, turn end), events out (link up/down,
+//! reply audio, transcripts) — and reconnects on its own through a [`backoff::Backoff`].
+//!
+//! Backends, by `[server] kind`:
+//! - `pivox`: pivox protocol v1 over WebSocket (`docs/protocol.md`).
+
+pub mod backoff;
+pub mod pivox;
+pub mod protocol;
+pub mod tls;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::audio::codec::Codec;
+use crate::config::ServerConfig;
+use crate::session::{EndReason, TurnId};
+use protocol::AudioHeader;
+
+/// What the session asks of the link, in the order it must reach the server.
+#[derive(Debug)]
+pub enum Command {
+    StartTurn {
+        turn: TurnId,
+        preroll_ms: u32,
+    },
+    /// One binary audio frame, header included.
+    Audio {
+        turn: TurnId,
+        frame: Bytes,
+    },
+    EndTurn {
+        turn: TurnId,
+        reason: EndReason,
+        frames: u32,
+    },
+    CancelTurn {
+        turn: TurnId,
+    },
+}
+
+/// What the link reports.
+#[derive(Debug)]
+pub enum Event {
+    Up {
+        codec: Codec,
+        server: String,
+    },
+    Down {
+        reason: String,
+    },
+    ReplyStart {
+        turn: TurnId,
+    },
+    ReplyAudio {
+        header: AudioHeader,
+        payload: Bytes,
+        at: Instant,
+    },
+    ReplyEnd {
+        turn: TurnId,
+    },
+    Transcript {
+        turn: TurnId,
+        text: String,
+    },
+    ReplyText {
+        turn: TurnId,
+        text: String,
+    },
+    ServerError {
+        turn: Option<TurnId>,
+        code: String,
+        message: String,
+    },
+    /// The turn's first audio frame has been written to the socket.
+    FirstAudioSent {
+        turn: TurnId,
+        at: Instant,
+    },
+    /// The turn's end message has been written to the socket.
+    EndSent {
+        turn: TurnId,
+        at: Instant,
+    },
+}
+
+/// Bytes on the wire, WebSocket framing included (TCP/IP headers not).
+#[derive(Debug, Default)]
+pub struct Counters {
+    pub bytes_up: AtomicU64,
+    pub bytes_down: AtomicU64,
+}
+
+impl Counters {
+    pub fn snapshot(&self) -> (u64, u64) {
+        (self.bytes_up.load(Ordering::Relaxed), self.bytes_down.load(Ordering::Relaxed))
+    }
+}
+
+/// What a link backend needs to know.
+#[derive(Debug, Clone)]
+pub struct LinkParams {
+    pub server: ServerConfig,
+    pub codecs: Vec<Codec>,
+    pub frame_ms: u32,
+}
+
+/// The caller's end of a running link task.
+pub struct LinkHandle {
+    pub commands: mpsc::Sender<Command>,
+    pub events: mpsc::Receiver<Event>,
+    pub counters: Arc<Counters>,
+    pub task: tokio::task::JoinHandle<()>,
+}
+
+impl LinkHandle {
+    /// Queues a command without waiting; false when the queue is full (the link is stuck).
+    pub fn send(&self, command: Command) -> bool {
+        self.commands.try_send(command).is_ok()
+    }
+
+    /// Closes the connection politely, waiting at most `limit`.
+    pub async fn close(self, limit: std::time::Duration) {
+        drop(self.commands);
+        let mut task = self.task;
+        if tokio::time::timeout(limit, &mut task).await.is_err() {
+            log::warn!("server link did not close within {limit:?}; dropping it");
+            task.abort();
+        }
+    }
+}
+
+pub type Spawner = fn(LinkParams) -> Result<LinkHandle, String>;
+
+/// Link backends by `[server] kind`, the default first.
+pub const LINKS: &[(&str, Spawner)] = &[("pivox", pivox::spawn)];
+
+pub fn find(kind: &str) -> Option<Spawner> {
+    LINKS.iter().find(|(name, _)| *name == kind).map(|(_, spawn)| *spawn)
+}
+
+pub fn names() -> Vec<&'static str> {
+    LINKS.iter().map(|(name, _)| *name).collect()
+}
