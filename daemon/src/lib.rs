@@ -3,5 +3,13 @@
 
 pub mod audio;
 pub mod config;
+pub mod daemon;
+pub mod demo;
+pub mod devices;
 pub mod link;
+pub mod logging;
+pub mod metrics;
+pub mod playback;
+pub mod server;
 pub mod session;
+pub mod uplink;

@@ -1,1 +1,172 @@
-fn main() {}
+//! The `pivox` command: the daemon, its tools, the reference server and the demo.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand};
+use pivox::audio::codec::Codec;
+use pivox::config::{Config, DEFAULT_PATHS, Secret};
+use pivox::server::{Reply, ServerOptions};
+
+#[derive(Parser)]
+#[command(name = "pivox", version, about = "Push-to-talk voice appliance for the Raspberry Pi")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the daemon.
+    Run {
+        /// Config file [default: /boot/firmware/pivox.toml, then /etc/pivox/pivox.toml].
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Exit after this many completed turns (for scripted runs).
+        #[arg(long)]
+        turns: Option<u32>,
+        /// Append each turn's figures to this file as JSON lines.
+        #[arg(long)]
+        metrics: Option<PathBuf>,
+    },
+    /// Check a config file and explain every problem.
+    CheckConfig { file: Option<PathBuf> },
+    /// Run the pivox protocol v1 reference server (echo, or a fixed WAV reply).
+    Serve {
+        #[arg(long, default_value = "127.0.0.1:8765")]
+        listen: SocketAddr,
+        /// Reply with this 16 kHz mono WAV instead of echoing the utterance.
+        #[arg(long)]
+        reply_wav: Option<PathBuf>,
+        /// Accepted codecs, preferred first.
+        #[arg(long, value_delimiter = ',', default_value = "opus,pcm")]
+        codecs: Vec<Codec>,
+        /// Require this bearer token (read from the file).
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Save each utterance as turn-N.wav in this folder.
+        #[arg(long)]
+        save_dir: Option<PathBuf>,
+    },
+    /// One simulated turn against a local reference server, with a timeline.
+    Demo {
+        /// Where to write the played reply.
+        #[arg(long, default_value = "target/demo/reply.wav")]
+        out: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    pivox::logging::init();
+    let result = match Cli::parse().command {
+        Command::CheckConfig { file } => check_config(file.as_deref()),
+        Command::Run { config, turns, metrics } => load(config.as_deref()).and_then(|config| {
+            let options = pivox::daemon::RunOptions { turns, metrics_out: metrics, ..Default::default() };
+            block_on(async move { pivox::daemon::run(config, options).await.map(drop) })
+        }),
+        Command::Serve { listen, reply_wav, codecs, token_file, save_dir } => {
+            serve_options(listen, reply_wav, codecs, token_file, save_dir).and_then(|options| block_on(serve(options)))
+        }
+        Command::Demo { out } => block_on(async move { pivox::demo::run(&out).await }),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            log::error!("{e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The control plane needs one thread: a current-thread runtime (enough on a Pi Zero 2 W).
+fn block_on<F: std::future::Future<Output = Result<(), String>>>(future: F) -> Result<(), String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?
+        .block_on(future)
+}
+
+fn config_path(given: Option<&Path>) -> Result<PathBuf, String> {
+    match given {
+        Some(path) => Ok(path.to_path_buf()),
+        None => DEFAULT_PATHS
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
+            .ok_or_else(|| format!("no config file given and none at {}", DEFAULT_PATHS.join(" or "))),
+    }
+}
+
+fn load(given: Option<&Path>) -> Result<Config, String> {
+    let loaded = Config::load(&config_path(given)?).map_err(|e| e.to_string())?;
+    loaded.warnings.iter().for_each(|w| log::warn!("{w}"));
+    Ok(loaded.config)
+}
+
+fn check_config(given: Option<&Path>) -> Result<(), String> {
+    let path = config_path(given)?;
+    let loaded = Config::load(&path).map_err(|e| e.to_string())?;
+    loaded.warnings.iter().for_each(|w| println!("warning: {w}"));
+    println!(
+        "{}: OK (server {} via {}; microphone {}, speaker {}, button {}, LED {})",
+        path.display(),
+        loaded.config.server.url,
+        loaded.config.server.kind,
+        loaded.config.microphone.backend,
+        loaded.config.speaker.backend,
+        loaded.config.button.backend,
+        loaded.config.led.backend
+    );
+    Ok(())
+}
+
+fn serve_options(
+    listen: SocketAddr,
+    reply_wav: Option<PathBuf>,
+    codecs: Vec<Codec>,
+    token_file: Option<PathBuf>,
+    save_dir: Option<PathBuf>,
+) -> Result<ServerOptions, String> {
+    let reply = match reply_wav {
+        None => Reply::Echo,
+        Some(path) => {
+            let reader = hound::WavReader::open(&path).map_err(|e| format!("--reply-wav {}: {e}", path.display()))?;
+            let spec = reader.spec();
+            if (spec.channels, spec.sample_rate, spec.bits_per_sample) != (1, 16_000, 16) {
+                return Err(format!(
+                    "--reply-wav {}: must be 16 kHz mono 16-bit (sox IN.wav -r 16000 -c 1 -b 16 OUT.wav)",
+                    path.display()
+                ));
+            }
+            let samples = reader
+                .into_samples::<i16>()
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| format!("--reply-wav {}: {e}", path.display()))?;
+            Reply::Fixed(Arc::new(samples))
+        }
+    };
+    let token = match token_file {
+        None => None,
+        Some(path) => Some(Secret::new(
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("--token-file {}: {e}", path.display()))?
+                .trim()
+                .to_string(),
+        )),
+    };
+    if let Some(dir) = &save_dir {
+        std::fs::create_dir_all(dir).map_err(|e| format!("--save-dir {}: {e}", dir.display()))?;
+    }
+    Ok(ServerOptions { listen, reply, codecs, token, save_dir })
+}
+
+async fn serve(options: ServerOptions) -> Result<(), String> {
+    let server = pivox::server::start(options).await.map_err(|e| format!("cannot listen: {e}"))?;
+    log::info!("reference server listening on ws://{}/", server.addr);
+    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+    server.kill().await;
+    Ok(())
+}

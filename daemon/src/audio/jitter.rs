@@ -37,7 +37,10 @@ pub struct JitterStats {
     pub concealed: u32,
     pub overflow: u32,
     pub underruns: u32,
-    /// Time packets spent in the buffer, summed and at most.
+    /// The delay the buffer added before the reply's first packet played.
+    pub first_delay: Option<Duration>,
+    /// Time packets spent in the buffer, summed and at most (a reply sent faster than real
+    /// time waits here by design, so these grow with the reply's length).
     pub delay_total: Duration,
     pub delay_max: Duration,
     /// Measured arrival jitter (smoothed lateness, see `measure_jitter`) at the end.
@@ -206,6 +209,7 @@ impl<P> JitterBuffer<P> {
             self.next = Some(next + 1);
             let waited = now.saturating_duration_since(slot.arrived);
             self.stats.played += 1;
+            self.stats.first_delay.get_or_insert(waited);
             self.stats.delay_total += waited;
             self.stats.delay_max = self.stats.delay_max.max(waited);
             return Some(Pop::Packet(slot.payload));

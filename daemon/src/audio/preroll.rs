@@ -37,6 +37,18 @@ impl PreRoll {
         self.samples.is_empty()
     }
 
+    /// Takes the oldest `frame.len()` samples out into `frame`; `None` when fewer are held.
+    pub fn pop_frame(&mut self, frame: &mut [i16]) -> Option<usize> {
+        if self.samples.len() < frame.len() || frame.is_empty() {
+            return None;
+        }
+        let n = frame.len();
+        for (slot, sample) in frame.iter_mut().zip(self.samples.drain(..n)) {
+            *slot = sample;
+        }
+        Some(frame.len())
+    }
+
     /// Takes the remembered audio out, oldest first, in `frame_samples` chunks.
     pub fn drain_frames(&mut self, frame_samples: usize, mut each: impl FnMut(&[i16])) {
         let (a, b) = self.samples.as_slices();
@@ -69,9 +81,13 @@ mod tests {
         }
         assert_eq!(ring.len(), 6);
         let mut out = Vec::new();
+        let mut first = [0i16; 2];
+        assert_eq!(ring.pop_frame(&mut first), Some(2));
+        assert_eq!(first, [20, 21]);
         ring.drain_frames(2, |f| out.push(f.to_vec()));
-        assert_eq!(out, [vec![20, 21], vec![30, 31], vec![40, 41]]);
+        assert_eq!(out, [vec![30, 31], vec![40, 41]]);
         assert!(ring.is_empty());
+        assert_eq!(ring.pop_frame(&mut first), None);
     }
 
     #[test]

@@ -119,20 +119,12 @@ pub struct LinkHandle {
     pub task: tokio::task::JoinHandle<()>,
 }
 
-impl LinkHandle {
-    /// Queues a command without waiting; false when the queue is full (the link is stuck).
-    pub fn send(&self, command: Command) -> bool {
-        self.commands.try_send(command).is_ok()
-    }
-
-    /// Closes the connection politely, waiting at most `limit`.
-    pub async fn close(self, limit: std::time::Duration) {
-        drop(self.commands);
-        let mut task = self.task;
-        if tokio::time::timeout(limit, &mut task).await.is_err() {
-            log::warn!("server link did not close within {limit:?}; dropping it");
-            task.abort();
-        }
+/// Waits for a link task to close its connection once every command sender is dropped;
+/// after `limit` it is aborted.
+pub async fn join(mut task: tokio::task::JoinHandle<()>, limit: std::time::Duration) {
+    if tokio::time::timeout(limit, &mut task).await.is_err() {
+        log::warn!("the server link did not close within {limit:?}; dropping it");
+        task.abort();
     }
 }
 

@@ -119,10 +119,12 @@ impl AudioHeader {
         turn as u8
     }
 
-    pub fn write(&self, out: &mut [u8; HEADER_LEN]) {
+    pub fn to_bytes(&self) -> [u8; HEADER_LEN] {
+        let mut out = [0u8; HEADER_LEN];
         out[0] = self.turn_tag;
         out[1..3].copy_from_slice(&self.seq.to_be_bytes());
         out[3..7].copy_from_slice(&self.timestamp.to_be_bytes());
+        out
     }
 
     /// Splits a binary frame into its header and payload.
@@ -236,7 +238,7 @@ mod tests {
         let header = AudioHeader { turn_tag: AudioHeader::tag(0x1_05), seq: 65_535, timestamp: 0xDEAD_BEEF };
         assert_eq!(header.turn_tag, 5);
         let mut frame = [0u8; HEADER_LEN + 3];
-        header.write((&mut frame[..HEADER_LEN]).try_into().unwrap());
+        frame[..HEADER_LEN].copy_from_slice(&header.to_bytes());
         frame[HEADER_LEN..].copy_from_slice(&[1, 2, 3]);
         assert_eq!(frame[..HEADER_LEN], [5, 0xff, 0xff, 0xde, 0xad, 0xbe, 0xef]);
         assert_eq!(AudioHeader::parse(&frame).unwrap(), (header, &[1u8, 2, 3][..]));

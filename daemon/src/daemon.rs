@@ -1,0 +1,482 @@
+//! The daemon: devices on their own threads, the server link as a task, and one `select!`
+//! loop that feeds the session state machine and carries out the actions it returns.
+//!
+//! Shutdown order (SIGINT, SIGTERM, `--turns` reached): stop capture, close the link, stop
+//! playback, LED off, join the device threads — each step bounded in time.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use pivox_hal::backend::{self, ButtonSpec, LedSpec, MicSpec, SpeakerSpec};
+use pivox_hal::sim::{LedProbe, SpeakerProbe};
+use pivox_hal::{Edge, LedState};
+use tokio::sync::{mpsc, watch};
+
+use crate::audio::codec::{self, Codec};
+use crate::audio::earcon::EarconBank;
+use crate::audio::jitter::JitterConfig;
+use crate::audio::preroll::PreRoll;
+use crate::audio::{CODEC_RATE, CapturedFrame};
+use crate::config::Config;
+use crate::devices::{self, DeviceThread, Fault};
+use crate::link::{self, Command, Event as LinkEvent, LinkParams};
+use crate::metrics::{TurnClock, TurnMetrics};
+use crate::playback::{self, PlaybackCommand, PlaybackEvent};
+use crate::session::{Action, Event, Session, State};
+use crate::uplink::Uplink;
+
+/// Where simulated devices record what they did, for the caller to inspect.
+#[derive(Debug, Clone, Default)]
+pub struct Probes {
+    pub speaker: SpeakerProbe,
+    pub led: LedProbe,
+}
+
+pub struct RunOptions {
+    /// Exit after this many completed turns.
+    pub turns: Option<u32>,
+    /// When simulated devices start: the microphone file and the button script count from here.
+    pub epoch: Instant,
+    pub probes: Probes,
+    /// Append each turn's figures to this file as a JSON line.
+    pub metrics_out: Option<PathBuf>,
+    /// Setting this to true stops the daemon, as SIGTERM does.
+    pub stop: Option<watch::Receiver<bool>>,
+}
+
+impl Default for RunOptions {
+    fn default() -> Self {
+        Self { turns: None, epoch: Instant::now(), probes: Probes::default(), metrics_out: None, stop: None }
+    }
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct RunReport {
+    pub turns: Vec<TurnMetrics>,
+}
+
+const JOIN_LIMIT: Duration = Duration::from_secs(2);
+const LINK_CLOSE_LIMIT: Duration = Duration::from_secs(1);
+
+/// Runs the daemon until a signal, `options.stop`, `options.turns` or a device failure.
+pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, String> {
+    let frame_samples = codec::frame_samples(config.audio.frame_ms);
+    let stop_capture = Arc::new(AtomicBool::new(false));
+    let dropped = Arc::new(AtomicU64::new(0));
+    let (fault_tx, mut faults) = mpsc::unbounded_channel::<Fault>();
+    // About 640 ms of frames: the main loop normally takes each frame as it comes.
+    let (frame_tx, mut frames) = mpsc::channel::<CapturedFrame>(32);
+    let (button_tx, mut buttons) = mpsc::channel(16);
+    let (led_tx, led_rx) = std::sync::mpsc::channel();
+    let (playback_tx, playback_rx) = std::sync::mpsc::sync_channel(4096);
+    let (playback_event_tx, mut playback_events) = mpsc::unbounded_channel();
+
+    let mic = MicSpec {
+        device: config.microphone.device.clone(),
+        sample_rate: CODEC_RATE,
+        realtime: config.microphone.realtime,
+        epoch: options.epoch,
+    };
+    let mut threads = vec![devices::spawn_capture(
+        &config.microphone.backend,
+        mic,
+        frame_samples,
+        frame_tx,
+        fault_tx.clone(),
+        stop_capture.clone(),
+        dropped.clone(),
+    )];
+    let button = ButtonSpec { device: config.button.device.clone(), epoch: options.epoch };
+    threads.push(devices::spawn_button(
+        &config.button.backend,
+        button,
+        button_tx,
+        fault_tx.clone(),
+        stop_capture.clone(),
+    ));
+    let led = LedSpec { device: config.led.device.clone(), probe: options.probes.led.clone() };
+    threads.push(devices::spawn_led(&config.led.backend, led, led_rx, fault_tx.clone()));
+    threads.push(spawn_playback(&config, &options.probes, playback_rx, playback_event_tx));
+    let threads: Vec<DeviceThread> =
+        threads.into_iter().collect::<Result<_, _>>().map_err(|e| format!("cannot start a device thread: {e}"))?;
+
+    let spawn_link =
+        link::find(&config.server.kind).ok_or_else(|| format!("unknown server kind `{}`", config.server.kind))?;
+    let params = LinkParams {
+        server: config.server.clone(),
+        codecs: config.audio.codecs.clone(),
+        frame_ms: config.audio.frame_ms,
+    };
+    let link = spawn_link(params)?;
+    let link::LinkHandle { commands, events: mut link_events, counters, task } = link;
+    let commands_for_uplink = commands;
+
+    let preroll_frames = (config.audio.preroll_ms / config.audio.frame_ms) as usize;
+    let mut daemon = Daemon {
+        session: Session::new(config.session),
+        uplink: Uplink::new(commands_for_uplink, config.opus, frame_samples),
+        preroll: PreRoll::new(preroll_frames, frame_samples),
+        codec: None,
+        playback: playback_tx,
+        led: led_tx,
+        counters,
+        dropped,
+        clock: None,
+        last_edge_at: Instant::now(),
+        report: RunReport::default(),
+        completed: 0,
+        turns: options.turns,
+        metrics_out: options.metrics_out,
+        stray_reply_frames: 0,
+    };
+    daemon.set_led(LedState::Disconnected);
+    log::info!(
+        "pivox {} running: server {}, codecs {:?}, {} ms frames",
+        env!("CARGO_PKG_VERSION"),
+        config.server.url,
+        config.audio.codecs,
+        config.audio.frame_ms
+    );
+
+    let stopped = stop_requested(options.stop);
+    tokio::pin!(stopped);
+    let outcome = loop {
+        let deadline = daemon.session.next_deadline().map(tokio::time::Instant::from_std);
+        tokio::select! {
+            // A signal or the caller asks us to stop.
+            why = &mut stopped => { log::info!("stopping: {why}"); break Ok(()) }
+            // Button edges drive the session.
+            Some(edge) = buttons.recv() => daemon.button(edge),
+            // Microphone frames: streamed during a turn, otherwise kept as pre-roll.
+            Some(frame) = frames.recv() => daemon.frame(frame),
+            // Everything the server link reports.
+            Some(event) = link_events.recv() => daemon.link_event(event, &mut frames),
+            // The playback thread's progress.
+            Some(event) = playback_events.recv() => if let Err(e) = daemon.playback_event(event) { break Err(e) },
+            // A device thread died.
+            Some(fault) = faults.recv() => break Err(format!("{}: {}", fault.device, fault.error)),
+            // Pre-roll frames still to send, one per pass.
+            _ = std::future::ready(()), if daemon.preroll_pending() => daemon.send_preroll(1),
+            // The session's next deadline (maximum turn length, reply timeout).
+            _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
+                let actions = daemon.session.handle(Event::Tick(Instant::now()));
+                daemon.apply(actions, &mut frames);
+            }
+        }
+        if daemon.turns.is_some_and(|n| daemon.completed >= n) {
+            log::info!("{} turn(s) completed; stopping", daemon.completed);
+            break Ok(());
+        }
+    };
+
+    // Fixed shutdown order, each step bounded.
+    stop_capture.store(true, Ordering::Relaxed);
+    let Daemon { uplink, playback, led, report, .. } = daemon;
+    drop(uplink);
+    drop(link_events);
+    link::join(task, LINK_CLOSE_LIMIT).await;
+    let _ = playback.try_send(PlaybackCommand::Stop);
+    drop(playback);
+    let _ = led.send(LedState::Off);
+    drop(led);
+    drop(frames);
+    drop(buttons);
+    for thread in threads {
+        thread.join(JOIN_LIMIT);
+    }
+    outcome.map(|()| report)
+}
+
+fn spawn_playback(
+    config: &Config,
+    probes: &Probes,
+    commands: std::sync::mpsc::Receiver<PlaybackCommand>,
+    events: mpsc::UnboundedSender<PlaybackEvent>,
+) -> std::io::Result<DeviceThread> {
+    let spec = SpeakerSpec {
+        device: config.speaker.device.clone(),
+        sample_rate: CODEC_RATE,
+        buffer_ms: config.playback.buffer_ms,
+        realtime: config.speaker.realtime,
+        probe: probes.speaker.clone(),
+    };
+    let frame = crate::audio::duration_of(codec::frame_samples(config.audio.frame_ms), CODEC_RATE);
+    let jitter = JitterConfig {
+        frame,
+        min_delay: config.playback.jitter_min,
+        max_delay: config.playback.jitter_max,
+        max_age: config.playback.jitter_max_age,
+        // Room for the longest reply a server may burst at once: 120 s.
+        capacity: (120_000 / config.audio.frame_ms) as usize,
+    };
+    let earcons = EarconBank::new(CODEC_RATE, config.audio.earcon_volume);
+    let open = backend::find(backend::SPEAKERS, &config.speaker.backend);
+    DeviceThread::spawn("playback", move || match open.and_then(|open| open(&spec)) {
+        Ok(speaker) => playback::run(speaker, jitter, earcons, commands, events),
+        Err(error) => {
+            let _ = events.send(PlaybackEvent::Fault(Fault { device: "speaker", error }));
+        }
+    })
+}
+
+/// Resolves on SIGINT, SIGTERM or the caller's stop flag, naming which.
+async fn stop_requested(stop: Option<watch::Receiver<bool>>) -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).ok();
+    let mut stop = stop;
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => "SIGINT",
+        Some(_) = async { term.as_mut()?.recv().await } => "SIGTERM",
+        Some(()) = async { stop.as_mut()?.wait_for(|s| *s).await.ok().map(drop) } => "stop requested",
+    }
+}
+
+struct Daemon {
+    session: Session,
+    uplink: Uplink,
+    preroll: PreRoll,
+    /// The codec agreed with the server while the link is up.
+    codec: Option<Codec>,
+    playback: std::sync::mpsc::SyncSender<PlaybackCommand>,
+    led: std::sync::mpsc::Sender<LedState>,
+    counters: Arc<link::Counters>,
+    dropped: Arc<AtomicU64>,
+    /// The figures of the turn in progress.
+    clock: Option<TurnClock>,
+    /// When the last button edge (or max-length tick) happened.
+    last_edge_at: Instant,
+    report: RunReport,
+    completed: u32,
+    turns: Option<u32>,
+    metrics_out: Option<PathBuf>,
+    stray_reply_frames: u32,
+}
+
+impl Daemon {
+    fn set_led(&self, state: LedState) {
+        let _ = self.led.send(state);
+    }
+
+    fn play(&self, command: PlaybackCommand) {
+        if self.playback.try_send(command).is_err() {
+            log::warn!("playback queue full; a reply packet was dropped");
+        }
+    }
+
+    fn button(&mut self, edge: pivox_hal::ButtonEvent) {
+        log::debug!("button {:?}", edge.edge);
+        self.last_edge_at = edge.at;
+        let event = match edge.edge {
+            Edge::Pressed => Event::Pressed(edge.at),
+            Edge::Released => Event::Released(edge.at),
+        };
+        let actions = self.session.handle(event);
+        // Frames are only pending here in a lagging loop; apply() takes care of them.
+        let mut none = mpsc::channel(1).1;
+        self.apply(actions, &mut none);
+    }
+
+    fn frame(&mut self, frame: CapturedFrame) {
+        match self.session.streaming_turn() {
+            // Live frames queue behind pre-roll frames not yet sent, keeping the order.
+            Some(turn) if self.preroll.is_empty() => self.send_frame(turn, &frame.samples),
+            _ => self.preroll.push(&frame.samples),
+        }
+    }
+
+    fn send_frame(&mut self, turn: u32, samples: &[i16]) {
+        if let Some(sent) = self.uplink.send_frame(turn, samples)
+            && let Some(clock) = self.clock.as_mut().filter(|c| c.turn == turn)
+        {
+            clock.frames_sent += u32::from(sent);
+            clock.samples_sent += samples.len() as u64;
+        }
+    }
+
+    fn link_event(&mut self, event: LinkEvent, frames: &mut mpsc::Receiver<CapturedFrame>) {
+        let session_event = match event {
+            LinkEvent::Up { codec, .. } => {
+                self.codec = Some(codec);
+                Event::LinkUp
+            }
+            LinkEvent::Down { .. } => {
+                self.codec = None;
+                Event::LinkDown
+            }
+            LinkEvent::ReplyStart { turn } => {
+                if self.session.reply_turn() == Some(turn)
+                    && let Some(codec) = self.codec
+                {
+                    self.stray_reply_frames = 0;
+                    self.play(PlaybackCommand::Begin { turn, codec });
+                }
+                Event::ReplyStarted(turn)
+            }
+            LinkEvent::ReplyAudio { header, payload, at } => {
+                match self.session.state() {
+                    State::Playing { turn, .. } if header.turn_tag == link::protocol::AudioHeader::tag(turn) => {
+                        if let Some(clock) = self.clock.as_mut() {
+                            clock.first_reply_at.get_or_insert(at);
+                        }
+                        self.play(PlaybackCommand::Packet {
+                            seq: header.seq,
+                            timestamp: header.timestamp,
+                            payload,
+                            at,
+                        });
+                    }
+                    _ => {
+                        self.stray_reply_frames += 1;
+                        if self.stray_reply_frames == 1 {
+                            log::warn!(
+                                "reply audio for turn tag {} arrived outside its reply; dropped",
+                                header.turn_tag
+                            );
+                        }
+                    }
+                }
+                return;
+            }
+            LinkEvent::ReplyEnd { turn } => {
+                if matches!(self.session.state(), State::Playing { turn: t, .. } if t == turn) {
+                    self.play(PlaybackCommand::End);
+                }
+                Event::ReplyEnded(turn)
+            }
+            LinkEvent::Transcript { turn, text } => return log::info!("turn {turn}: heard \"{text}\""),
+            LinkEvent::ReplyText { turn, text } => return log::info!("turn {turn}: reply \"{text}\""),
+            LinkEvent::ServerError { turn, code, message } => {
+                log::warn!(
+                    "server error{}: {code}: {message}",
+                    turn.map(|t| format!(" on turn {t}")).unwrap_or_default()
+                );
+                Event::ServerError(turn)
+            }
+            LinkEvent::FirstAudioSent { turn, at } => {
+                if let Some(clock) = self.clock.as_mut().filter(|c| c.turn == turn) {
+                    clock.first_frame_at = Some(at);
+                }
+                return;
+            }
+            LinkEvent::EndSent { turn, at } => {
+                if let Some(clock) = self.clock.as_mut().filter(|c| c.turn == turn) {
+                    clock.end_sent_at = Some(at);
+                }
+                return;
+            }
+        };
+        let actions = self.session.handle(session_event);
+        self.apply(actions, frames);
+    }
+
+    fn playback_event(&mut self, event: PlaybackEvent) -> Result<(), String> {
+        match event {
+            PlaybackEvent::Started { turn, at } => {
+                if let Some(clock) = self.clock.as_mut().filter(|c| c.turn == turn) {
+                    clock.first_sample_at = Some(at);
+                }
+            }
+            PlaybackEvent::Finished { turn, stats } => {
+                if let Some(clock) = self.clock.as_mut().filter(|c| c.turn == turn) {
+                    clock.jitter = Some(stats);
+                }
+                let mut none = mpsc::channel(1).1;
+                let actions = self.session.handle(Event::PlaybackFinished(turn));
+                self.apply(actions, &mut none);
+            }
+            PlaybackEvent::Fault(fault) => return Err(format!("{}: {}", fault.device, fault.error)),
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, actions: crate::session::Actions, frames: &mut mpsc::Receiver<CapturedFrame>) {
+        for action in actions {
+            match action {
+                Action::StartTurn(turn) => self.start_turn(turn, frames),
+                Action::EndTurn(turn, reason) => {
+                    let released_at = self.last_edge_at.min(Instant::now());
+                    self.send_preroll(usize::MAX);
+                    // Frames captured before the release still belong to the turn.
+                    while let Ok(frame) = frames.try_recv() {
+                        if frame.captured_at <= released_at + crate::audio::duration_of(frame.samples.len(), CODEC_RATE)
+                        {
+                            self.send_frame(turn, &frame.samples);
+                        }
+                    }
+                    if let Some(clock) = self.clock.as_mut() {
+                        clock.released_at = Some(released_at);
+                    }
+                    self.uplink.end_turn(turn, reason);
+                    log::info!("turn {turn}: ended ({reason:?}), waiting for the reply");
+                }
+                Action::CancelTurn(turn) => {
+                    self.uplink.command(Command::CancelTurn { turn });
+                }
+                Action::StopPlayback => self.play(PlaybackCommand::Stop),
+                Action::Earcon(earcon) => self.play(PlaybackCommand::Earcon(earcon)),
+                Action::Led(state) => self.set_led(state),
+                Action::TurnDone(turn, outcome) => self.turn_done(turn, outcome),
+            }
+        }
+    }
+
+    fn start_turn(&mut self, turn: u32, frames: &mut mpsc::Receiver<CapturedFrame>) {
+        let Some(codec) = self.codec else { return };
+        // Frames already queued are older than anything to come: they join the pre-roll.
+        while let Ok(frame) = frames.try_recv() {
+            self.preroll.push(&frame.samples);
+        }
+        self.clock = Some(TurnClock::new(
+            turn,
+            self.last_edge_at,
+            self.counters.snapshot(),
+            self.dropped.load(Ordering::Relaxed),
+        ));
+        let preroll_ms = (self.preroll.len() as u64 * 1000 / u64::from(CODEC_RATE)) as u32;
+        log::info!("turn {turn}: listening ({preroll_ms} ms of pre-roll)");
+        self.uplink.start_turn(turn, codec, preroll_ms);
+        // The oldest frame goes out now; the rest follow one per loop pass, so the link task
+        // can write the first frame while the others are still being encoded.
+        self.send_preroll(1);
+    }
+
+    /// True while pre-roll frames of the streaming turn are still waiting to be sent.
+    fn preroll_pending(&self) -> bool {
+        self.session.streaming_turn().is_some() && !self.preroll.is_empty()
+    }
+
+    /// Sends up to `frames` of the oldest pre-roll frames of the streaming turn.
+    fn send_preroll(&mut self, frames: usize) {
+        let Some(turn) = self.session.streaming_turn() else { return };
+        let frame_samples = self.uplink.frame_samples();
+        let mut chunk = [0i16; crate::audio::MAX_FRAME_SAMPLES];
+        for _ in 0..frames {
+            let Some(n) = self.preroll.pop_frame(&mut chunk[..frame_samples]) else { break };
+            self.send_frame(turn, &chunk[..n]);
+        }
+    }
+
+    fn turn_done(&mut self, turn: u32, outcome: crate::session::Outcome) {
+        if outcome == crate::session::Outcome::Completed {
+            self.completed += 1;
+        }
+        let Some(clock) = self.clock.take().filter(|c| c.turn == turn) else { return };
+        let metrics = clock.finish(outcome, self.counters.snapshot(), self.dropped.load(Ordering::Relaxed), CODEC_RATE);
+        log::info!("{metrics}");
+        if let Some(path) = &self.metrics_out {
+            let line = serde_json::to_string(&metrics).unwrap_or_default() + "\n";
+            let written = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(path)
+                .and_then(|mut f| std::io::Write::write_all(&mut f, line.as_bytes()));
+            if let Err(e) = written {
+                log::warn!("cannot write metrics to {}: {e}", path.display());
+            }
+        }
+        self.report.turns.push(metrics);
+    }
+}

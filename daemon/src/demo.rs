@@ -1,0 +1,92 @@
+//! `pivox demo`: the whole appliance on this machine with nothing to set up. Starts the
+//! reference server on loopback, runs the daemon against it with simulated devices — the
+//! bundled speech sample as the microphone, a button held for the sample's length, the
+//! speaker writing to a WAV file — for one turn, then prints a timeline and the figures.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use crate::config::Config;
+use crate::daemon::{self, Probes, RunOptions};
+use crate::server::{self, ServerOptions};
+
+/// The bundled speech sample: 1.94 s of espeak-ng, 16 kHz mono (daemon/assets/speech.wav).
+pub const SPEECH_WAV: &[u8] = include_bytes!("../assets/speech.wav");
+
+/// The user starts talking this long before pressing: pre-roll keeps it.
+const PRESS_AFTER: Duration = Duration::from_millis(250);
+
+pub async fn run(out: &Path) -> Result<(), String> {
+    let dir = std::env::temp_dir().join(format!("pivox-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    let speech = dir.join("speech.wav");
+    std::fs::write(&speech, SPEECH_WAV).map_err(|e| format!("{}: {e}", speech.display()))?;
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
+    }
+    let sample = hound::WavReader::open(&speech).map_err(|e| e.to_string())?.duration();
+    let release = PRESS_AFTER + Duration::from_secs_f64(f64::from(sample) / 16_000.0);
+
+    let server = server::start(ServerOptions::echo(([127, 0, 0, 1], 0).into()))
+        .await
+        .map_err(|e| format!("cannot start the reference server: {e}"))?;
+    let toml = format!(
+        "[server]\nurl = \"ws://{}/\"\n[microphone]\nbackend = \"sim\"\ndevice = {:?}\n[speaker]\nbackend = \"sim\"\ndevice = {:?}\n\
+         [button]\nbackend = \"sim\"\ndevice = \"press {:.3}, release {:.3}\"\n[led]\nbackend = \"sim\"\n",
+        server.addr,
+        speech.display().to_string(),
+        absolute(out).display().to_string(),
+        PRESS_AFTER.as_secs_f64(),
+        release.as_secs_f64()
+    );
+    let config = Config::parse(&toml, "demo", &dir).map_err(|e| e.to_string())?.config;
+    println!(
+        "pivox demo: reference server on ws://{}; speech sample {:.2} s, button held {:.2}–{:.2} s",
+        server.addr,
+        f64::from(sample) / 16_000.0,
+        PRESS_AFTER.as_secs_f64(),
+        release.as_secs_f64()
+    );
+    let probes = Probes::default();
+    let epoch = Instant::now() + Duration::from_millis(300);
+    let options = RunOptions { turns: Some(1), epoch, probes: probes.clone(), ..RunOptions::default() };
+    let report = tokio::time::timeout(Duration::from_secs(30), daemon::run(config, options))
+        .await
+        .map_err(|_| "the demo turn did not finish within 30 s".to_string())??;
+    let heard = server.utterances();
+    server.kill().await;
+    let _ = std::fs::remove_dir_all(&dir);
+
+    println!("\nTimeline (seconds from the start of the speech sample):");
+    let at = |t: Instant| t.saturating_duration_since(epoch).as_secs_f64();
+    for (t, state) in probes.led.lock().iter() {
+        println!("  {:6.3}  LED {state:?}", at(*t));
+    }
+    let speaker = probes.speaker.lock();
+    if let (Some(first), Some(last)) = (speaker.handovers.first(), speaker.handovers.last()) {
+        println!("  {:6.3}  speaker: first samples handed over", at(first.at));
+        println!("  {:6.3}  speaker: last samples handed over ({} samples in all)", at(last.at), speaker.samples.len());
+    }
+    if let Some(u) = heard.first() {
+        println!(
+            "\nThe server heard {:.2} s of {} audio in {} frames ({} ms of it pre-roll).",
+            u.samples.len() as f64 / 16_000.0,
+            u.codec,
+            u.frames,
+            u.preroll_ms
+        );
+    }
+    for turn in &report.turns {
+        println!("\n{turn}");
+    }
+    println!("\nThe played reply (earcons included) is in {}", out.display());
+    if report.turns.iter().any(|t| t.outcome == "Completed") {
+        Ok(())
+    } else {
+        Err("the demo turn did not complete".into())
+    }
+}
+
+fn absolute(path: &Path) -> PathBuf {
+    std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
+}

@@ -1,0 +1,30 @@
+//! Log output through the `log` facade: under systemd (JOURNAL_STREAM set) each line gets
+//! the `<N>` priority prefix journald understands and no timestamp (the journal adds one);
+//! on a terminal, seconds since start and the level. `PIVOX_LOG` (or `RUST_LOG`) filters,
+//! e.g. `PIVOX_LOG=debug` or `PIVOX_LOG=pivox::link=trace`.
+
+use std::io::Write;
+use std::time::Instant;
+
+pub fn init() {
+    let journald = std::env::var_os("JOURNAL_STREAM").is_some();
+    let start = Instant::now();
+    let filter = std::env::var("PIVOX_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
+    let _ = env_logger::Builder::new()
+        .parse_filters(&filter)
+        .format(move |out, record| {
+            if journald {
+                let priority = match record.level() {
+                    log::Level::Error => 3,
+                    log::Level::Warn => 4,
+                    log::Level::Info => 6,
+                    log::Level::Debug | log::Level::Trace => 7,
+                };
+                writeln!(out, "<{priority}>{}", record.args())
+            } else {
+                let t = start.elapsed().as_secs_f64();
+                writeln!(out, "[{t:8.3}s] {:<5} {}", record.level(), record.args())
+            }
+        })
+        .try_init();
+}
