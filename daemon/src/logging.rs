@@ -2,6 +2,10 @@
 //! the `<N>` priority prefix journald understands and no timestamp (the journal adds one);
 //! on a terminal, seconds since start and the level. `PIVOX_LOG` (or `RUST_LOG`) filters,
 //! e.g. `PIVOX_LOG=debug` or `PIVOX_LOG=pivox::link=trace`.
+//!
+//! tungstenite's handshake writes the whole HTTP request, bearer token included, at trace
+//! level; that module is capped at debug whatever the filter says, so no setting can put
+//! the token in the journal (guarded by the test `a_scripted_turn_with_a_token_...`).
 
 use std::io::Write;
 use std::time::Instant;
@@ -12,6 +16,7 @@ pub fn init() {
     let filter = std::env::var("PIVOX_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
     let _ = env_logger::Builder::new()
         .parse_filters(&filter)
+        .filter_module("tungstenite::handshake", log::LevelFilter::Debug)
         .format(move |out, record| {
             if journald {
                 let priority = match record.level() {
