@@ -166,6 +166,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
                 daemon.apply(actions, &mut frames);
             }
         }
+        // Let the link task write what this event queued before handling the next one: the
+        // control plane shares one thread, and the wire is waiting.
+        tokio::task::yield_now().await;
         if daemon.turns.is_some_and(|n| daemon.completed >= n) {
             log::info!("{} turn(s) completed; stopping", daemon.completed);
             break Ok(());

@@ -14,9 +14,13 @@ pub fn init() {
     let journald = std::env::var_os("JOURNAL_STREAM").is_some();
     let start = Instant::now();
     let filter = std::env::var("PIVOX_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
-    let _ = env_logger::Builder::new()
-        .parse_filters(&filter)
-        .filter_module("tungstenite::handshake", log::LevelFilter::Debug)
+    let mut builder = env_logger::Builder::new();
+    builder.parse_filters(&filter);
+    // Only ever lower that module: only a `trace` directive can reach the line that leaks.
+    if filter.to_ascii_lowercase().contains("trace") {
+        builder.filter_module("tungstenite::handshake", log::LevelFilter::Debug);
+    }
+    let _ = builder
         .format(move |out, record| {
             if journald {
                 let priority = match record.level() {

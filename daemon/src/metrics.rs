@@ -27,7 +27,7 @@ pub struct TurnClock {
 }
 
 /// The figures of one finished turn.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct TurnMetrics {
     pub turn: TurnId,
     pub outcome: String,

@@ -1,0 +1,263 @@
+//! `make bench`: N push-to-talk turns against the reference server over loopback, run by
+//! the real `pivox` binary as a child process, for pivox's defaults and — in the same run —
+//! for a baseline shaped like today's Python satellites (raw 16 kHz PCM in 64 ms chunks,
+//! no pre-roll). Prints p50/p95 latencies, CPU, peak RSS and upstream bytes, and writes
+//! `target/bench/summary.json`.
+//!
+//! The microphone plays the speech sample once per turn (a WAV the bench writes), and the
+//! button is pressed 250 ms into each utterance, as a person pressing while starting to talk.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use pivox::demo::SPEECH_WAV;
+use pivox::metrics::TurnMetrics;
+use pivox::server::{self, ServerOptions};
+use serde_json::json;
+
+/// Seconds between the starts of consecutive turns: speech, reply, and a pause.
+const PERIOD: f64 = 5.0;
+const PRESS_AFTER: f64 = 0.25;
+
+struct Variant {
+    name: &'static str,
+    audio: &'static str,
+}
+
+const VARIANTS: [Variant; 2] = [
+    Variant { name: "pivox", audio: "codecs = [\"opus\"]\nframe_ms = 20\npreroll_ms = 300\n" },
+    Variant { name: "baseline", audio: "codecs = [\"pcm\"]\nframe_ms = 64\npreroll_ms = 0\n" },
+];
+
+#[derive(Debug)]
+struct Figures {
+    press_to_first_frame: (f64, f64),
+    release_to_end: (f64, f64),
+    reply_to_first_sample: (f64, f64),
+    upstream_bytes_per_s: f64,
+    cpu_s_per_audio_s: f64,
+    peak_rss_kb: i64,
+    turns: usize,
+}
+
+fn main() {
+    if let Err(e) = run() {
+        eprintln!("pivox-bench: {e}");
+        std::process::exit(1);
+    }
+}
+
+fn run() -> Result<(), String> {
+    let mut args = std::env::args().skip(1);
+    let mut turns = 10usize;
+    let mut out = PathBuf::from("target/bench/summary.json");
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--turns" => {
+                turns = args
+                    .next()
+                    .and_then(|n| n.parse().ok())
+                    .filter(|n| *n > 0)
+                    .ok_or("--turns takes a positive number")?
+            }
+            "--out" => out = args.next().map(PathBuf::from).ok_or("--out takes a path")?,
+            other => return Err(format!("unknown argument `{other}` (use --turns N, --out FILE)")),
+        }
+    }
+    let pivox = std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("pivox");
+    if !pivox.is_file() {
+        return Err(format!("{} not found: build it first (cargo build --release)", pivox.display()));
+    }
+    let dir = std::env::temp_dir().join(format!("pivox-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
+    let (mic, script) = write_microphone(&dir, turns)?;
+
+    // The reference server runs on its own thread while this one waits for each child.
+    let (addr_tx, addr_rx) = std::sync::mpsc::channel();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server_thread = std::thread::spawn(move || -> Result<(), String> {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
+        runtime.block_on(async move {
+            let server =
+                server::start(ServerOptions::echo(([127, 0, 0, 1], 0).into())).await.map_err(|e| e.to_string())?;
+            let _ = addr_tx.send(server.addr);
+            let _ = stop_rx.await;
+            server.kill().await;
+            Ok(())
+        })
+    });
+    let addr = addr_rx.recv().map_err(|_| "the reference server did not start".to_string())?;
+    println!("pivox-bench: {turns} turns per variant against the reference server on ws://{addr}");
+
+    let mut results = Vec::new();
+    for variant in &VARIANTS {
+        let figures = measure(&pivox, &dir, variant, &addr.to_string(), &mic, &script, turns)?;
+        results.push((variant.name, figures));
+    }
+    let _ = stop_tx.send(());
+    let _ = server_thread.join();
+    print_table(&results);
+    write_summary(&out, &results)?;
+    println!("\nwritten: {}", out.display());
+    let _ = std::fs::remove_dir_all(&dir);
+    Ok(())
+}
+
+/// A WAV with the speech sample at the start of every period, and the matching button script.
+fn write_microphone(dir: &Path, turns: usize) -> Result<(PathBuf, String), String> {
+    let speech: Vec<i16> = hound::WavReader::new(SPEECH_WAV)
+        .map_err(|e| e.to_string())?
+        .into_samples()
+        .collect::<Result<_, _>>()
+        .map_err(|e| e.to_string())?;
+    let period = (PERIOD * 16_000.0) as usize;
+    let mut samples = vec![0i16; period * turns];
+    for t in 0..turns {
+        samples[t * period..t * period + speech.len()].copy_from_slice(&speech);
+    }
+    let path = dir.join("mic.wav");
+    let spec = hound::WavSpec {
+        channels: 1,
+        sample_rate: 16_000,
+        bits_per_sample: 16,
+        sample_format: hound::SampleFormat::Int,
+    };
+    let mut w = hound::WavWriter::create(&path, spec).map_err(|e| e.to_string())?;
+    samples.iter().try_for_each(|s| w.write_sample(*s)).map_err(|e| e.to_string())?;
+    w.finalize().map_err(|e| e.to_string())?;
+    let speech_s = speech.len() as f64 / 16_000.0;
+    let script = (0..turns)
+        .map(|t| {
+            let start = t as f64 * PERIOD;
+            format!("press {:.3}, release {:.3}", start + PRESS_AFTER, start + speech_s + 0.05)
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    Ok((path, script))
+}
+
+fn measure(
+    pivox: &Path,
+    dir: &Path,
+    variant: &Variant,
+    addr: &str,
+    mic: &Path,
+    script: &str,
+    turns: usize,
+) -> Result<Figures, String> {
+    let config = dir.join(format!("{}.toml", variant.name));
+    let metrics = dir.join(format!("{}.jsonl", variant.name));
+    let text = format!(
+        "[server]\nurl = \"ws://{addr}/\"\n[audio]\n{}earcon_volume = 0.3\n[microphone]\nbackend = \"sim\"\ndevice = {:?}\n\
+         [speaker]\nbackend = \"sim\"\n[button]\nbackend = \"sim\"\ndevice = \"{script}\"\n[led]\nbackend = \"sim\"\n",
+        variant.audio,
+        mic.display().to_string()
+    );
+    std::fs::write(&config, text).map_err(|e| e.to_string())?;
+    println!("  running {} ({:.0} s)...", variant.name, turns as f64 * PERIOD);
+    let started = Instant::now();
+    let child = std::process::Command::new(pivox)
+        .args(["run", "--turns", &turns.to_string(), "--config"])
+        .arg(&config)
+        .arg("--metrics")
+        .arg(&metrics)
+        .env("PIVOX_LOG", "warn")
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", pivox.display()))?;
+    let usage = wait_with_usage(child.id() as i32)?;
+    let wall = started.elapsed();
+    let lines = std::fs::read_to_string(&metrics).map_err(|e| format!("{}: {e}", metrics.display()))?;
+    let turns: Vec<TurnMetrics> = lines
+        .lines()
+        .map(serde_json::from_str)
+        .collect::<Result<_, _>>()
+        .map_err(|e| format!("{}: {e}", metrics.display()))?;
+    let completed: Vec<&TurnMetrics> = turns.iter().filter(|t| t.outcome == "Completed").collect();
+    if completed.is_empty() {
+        return Err(format!("{}: no completed turn", variant.name));
+    }
+    let pick = |f: fn(&TurnMetrics) -> Option<f64>| percentiles(completed.iter().filter_map(|t| f(t)).collect());
+    let bytes_up: u64 = completed.iter().map(|t| t.bytes_up).sum();
+    let audio_s: f64 = completed.iter().map(|t| t.audio_sent_ms / 1000.0).sum();
+    Ok(Figures {
+        press_to_first_frame: pick(|t| t.press_to_first_frame_ms),
+        release_to_end: pick(|t| t.release_to_end_ms),
+        reply_to_first_sample: pick(|t| t.reply_to_first_sample_ms),
+        upstream_bytes_per_s: bytes_up as f64 / audio_s,
+        cpu_s_per_audio_s: usage.0.as_secs_f64() / wall.as_secs_f64(),
+        peak_rss_kb: usage.1,
+        turns: completed.len(),
+    })
+}
+
+/// Waits for `pid` and returns its CPU time (user + system) and peak RSS in KiB.
+fn wait_with_usage(pid: i32) -> Result<(Duration, i64), String> {
+    let mut status = 0;
+    // SAFETY: rusage is plain data, fully written by wait4 on success.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: pid is our own child; both pointers are valid for the call.
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if waited != pid {
+        return Err(format!("wait4 failed: {}", std::io::Error::last_os_error()));
+    }
+    if !libc::WIFEXITED(status) || libc::WEXITSTATUS(status) != 0 {
+        return Err(format!("pivox run exited with status {status}"));
+    }
+    let tv = |t: libc::timeval| Duration::from_secs(t.tv_sec as u64) + Duration::from_micros(t.tv_usec as u64);
+    Ok((tv(usage.ru_utime) + tv(usage.ru_stime), usage.ru_maxrss))
+}
+
+/// (p50, p95) by nearest rank.
+fn percentiles(mut v: Vec<f64>) -> (f64, f64) {
+    if v.is_empty() {
+        return (f64::NAN, f64::NAN);
+    }
+    v.sort_by(f64::total_cmp);
+    let rank = |p: f64| v[((p * v.len() as f64).ceil() as usize).clamp(1, v.len()) - 1];
+    (rank(0.50), rank(0.95))
+}
+
+fn print_table(results: &[(&str, Figures)]) {
+    println!("\n{:<44} {:>16} {:>16}", "figure", results[0].0, results[1].0);
+    let row = |name: &str, f: &dyn Fn(&Figures) -> String| {
+        println!("{name:<44} {:>16} {:>16}", f(&results[0].1), f(&results[1].1));
+    };
+    row("turns completed", &|f| f.turns.to_string());
+    row("press → first frame on the wire p50/p95 ms", &|f| {
+        format!("{:.2}/{:.2}", f.press_to_first_frame.0, f.press_to_first_frame.1)
+    });
+    row("release → end message on the wire p50/p95 ms", &|f| {
+        format!("{:.2}/{:.2}", f.release_to_end.0, f.release_to_end.1)
+    });
+    row("first reply packet → first sample p50/p95 ms", &|f| {
+        format!("{:.2}/{:.2}", f.reply_to_first_sample.0, f.reply_to_first_sample.1)
+    });
+    row("upstream bytes/s (WebSocket framing incl.)", &|f| format!("{:.0}", f.upstream_bytes_per_s));
+    row("CPU s per s of audio", &|f| format!("{:.4}", f.cpu_s_per_audio_s));
+    row("peak RSS KiB", &|f| f.peak_rss_kb.to_string());
+}
+
+fn summary(f: &Figures) -> serde_json::Value {
+    json!({
+        "turns": f.turns,
+        "press_to_first_frame_ms_p50": f.press_to_first_frame.0,
+        "press_to_first_frame_ms_p95": f.press_to_first_frame.1,
+        "release_to_end_ms_p50": f.release_to_end.0,
+        "release_to_end_ms_p95": f.release_to_end.1,
+        "reply_to_first_sample_ms_p50": f.reply_to_first_sample.0,
+        "reply_to_first_sample_ms_p95": f.reply_to_first_sample.1,
+        "upstream_bytes_per_s": f.upstream_bytes_per_s,
+        "cpu_s_per_audio_s": f.cpu_s_per_audio_s,
+        "peak_rss_kb": f.peak_rss_kb,
+    })
+}
+
+fn write_summary(out: &Path, results: &[(&str, Figures)]) -> Result<(), String> {
+    let mut doc = summary(&results[0].1);
+    doc["baseline"] = summary(&results[1].1);
+    if let Some(parent) = out.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(out, serde_json::to_string_pretty(&doc).unwrap_or_default() + "\n")
+        .map_err(|e| format!("{}: {e}", out.display()))
+}
