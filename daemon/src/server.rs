@@ -121,6 +121,8 @@ type Socket = tokio_tungstenite::WebSocketStream<TcpStream>;
 async fn serve_connection(stream: TcpStream, shared: &Shared) -> Result<(), String> {
     stream.set_nodelay(true).map_err(|e| e.to_string())?;
     let token = shared.options.token.clone();
+    // The callback's error type is fixed by tungstenite's handshake API.
+    #[allow(clippy::result_large_err)]
     let check_token = move |request: &Request, response: Response| -> Result<Response, ErrorResponse> {
         let Some(token) = &token else { return Ok(response) };
         let given = request.headers().get("authorization").and_then(|v| v.to_str().ok());
