@@ -24,28 +24,7 @@ fn round_trip(codec: Codec, frame_ms: u32, settings: &OpusSettings, input: &[i16
     (out, bytes)
 }
 
-/// Pearson correlation of `a` against `b` shifted by `delay` samples.
-pub(crate) fn correlation(a: &[i16], b: &[i16], delay: usize) -> f64 {
-    let n = a.len().min(b.len().saturating_sub(delay));
-    let (x, y) = (&a[..n], &b[delay..delay + n]);
-    let mean = |v: &[i16]| v.iter().map(|s| f64::from(*s)).sum::<f64>() / n as f64;
-    let (mx, my) = (mean(x), mean(y));
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (p, q) in x.iter().zip(y) {
-        let (dp, dq) = (f64::from(*p) - mx, f64::from(*q) - my);
-        sxy += dp * dq;
-        sxx += dp * dp;
-        syy += dq * dq;
-    }
-    sxy / (sxx * syy).sqrt()
-}
-
-/// The best correlation over delays up to `max_delay` samples (codec look-ahead).
-pub(crate) fn best_correlation(a: &[i16], b: &[i16], max_delay: usize) -> (f64, usize) {
-    (0..=max_delay)
-        .map(|d| (correlation(a, b, d), d))
-        .fold((f64::MIN, 0), |best, c| if c.0 > best.0 { c } else { best })
-}
+use crate::audio::compare::best_correlation;
 
 #[test]
 fn pcm_round_trip_is_bit_exact() {

@@ -3,6 +3,7 @@
 //! Everything that runs per frame works in buffers allocated once, up front.
 
 pub mod codec;
+pub mod compare;
 pub mod earcon;
 pub mod jitter;
 pub mod preroll;

@@ -36,27 +36,6 @@ pub fn config(url: &str, button: &str, extra: &str) -> Config {
     Config::parse(&text, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("{e}\n{text}")).config
 }
 
-/// Pearson correlation of `a` against `b` delayed by `delay` samples, over `a`'s length.
-pub fn correlation(a: &[i16], b: &[i16], delay: usize) -> f64 {
-    let n = a.len().min(b.len().saturating_sub(delay));
-    let (x, y) = (&a[..n], &b[delay..delay + n]);
-    let mean = |v: &[i16]| v.iter().map(|s| f64::from(*s)).sum::<f64>() / n as f64;
-    let (mx, my) = (mean(x), mean(y));
-    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
-    for (p, q) in x.iter().zip(y) {
-        let (dp, dq) = (f64::from(*p) - mx, f64::from(*q) - my);
-        sxy += dp * dq;
-        sxx += dp * dp;
-        syy += dq * dq;
-    }
-    sxy / (sxx * syy).sqrt()
-}
-
-/// The best correlation over delays up to `max_delay`, with that delay.
-pub fn best_correlation(a: &[i16], b: &[i16], max_delay: usize) -> (f64, usize) {
-    (0..=max_delay.min(b.len()))
-        .map(|d| (correlation(a, b, d), d))
-        .fold((f64::MIN, 0), |best, c| if c.0 > best.0 { c } else { best })
-}
+pub use pivox::audio::compare::best_correlation;
 
 pub const TURN_LIMIT: Duration = Duration::from_secs(30);
