@@ -36,6 +36,7 @@ pub fn config(url: &str, button: &str, extra: &str) -> Config {
     Config::parse(&text, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("{e}\n{text}")).config
 }
 
+#[allow(unused_imports)] // Not every test file compares audio.
 pub use pivox::audio::compare::best_correlation;
 
 pub const TURN_LIMIT: Duration = Duration::from_secs(30);
