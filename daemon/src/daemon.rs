@@ -149,13 +149,13 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
             // A signal or the caller asks us to stop.
             why = &mut stopped => { log::info!("stopping: {why}"); break Ok(()) }
             // Button edges drive the session.
-            Some(edge) = buttons.recv() => daemon.button(edge),
+            Some(edge) = buttons.recv() => daemon.button(edge, &mut frames),
             // Microphone frames: streamed during a turn, otherwise kept as pre-roll.
             Some(frame) = frames.recv() => daemon.frame(frame),
             // Everything the server link reports.
             Some(event) = link_events.recv() => daemon.link_event(event, &mut frames),
             // The playback thread's progress.
-            Some(event) = playback_events.recv() => if let Err(e) = daemon.playback_event(event) { break Err(e) },
+            Some(event) = playback_events.recv() => if let Err(e) = daemon.playback_event(event, &mut frames) { break Err(e) },
             // A device thread died.
             Some(fault) = faults.recv() => break Err(format!("{}: {}", fault.device, fault.error)),
             // Pre-roll frames still to send, one per pass.
@@ -269,7 +269,7 @@ impl Daemon {
         }
     }
 
-    fn button(&mut self, edge: pivox_hal::ButtonEvent) {
+    fn button(&mut self, edge: pivox_hal::ButtonEvent, frames: &mut mpsc::Receiver<CapturedFrame>) {
         log::debug!("button {:?}", edge.edge);
         self.last_edge_at = edge.at;
         let event = match edge.edge {
@@ -277,9 +277,7 @@ impl Daemon {
             Edge::Released => Event::Released(edge.at),
         };
         let actions = self.session.handle(event);
-        // Frames are only pending here in a lagging loop; apply() takes care of them.
-        let mut none = mpsc::channel(1).1;
-        self.apply(actions, &mut none);
+        self.apply(actions, frames);
     }
 
     fn frame(&mut self, frame: CapturedFrame) {
@@ -375,7 +373,11 @@ impl Daemon {
         self.apply(actions, frames);
     }
 
-    fn playback_event(&mut self, event: PlaybackEvent) -> Result<(), String> {
+    fn playback_event(
+        &mut self,
+        event: PlaybackEvent,
+        frames: &mut mpsc::Receiver<CapturedFrame>,
+    ) -> Result<(), String> {
         match event {
             PlaybackEvent::Started { turn, at } => {
                 if let Some(clock) = self.clock.as_mut().filter(|c| c.turn == turn) {
@@ -386,9 +388,8 @@ impl Daemon {
                 if let Some(clock) = self.clock.as_mut().filter(|c| c.turn == turn) {
                     clock.jitter = Some(stats);
                 }
-                let mut none = mpsc::channel(1).1;
                 let actions = self.session.handle(Event::PlaybackFinished(turn));
-                self.apply(actions, &mut none);
+                self.apply(actions, frames);
             }
             PlaybackEvent::Fault(fault) => return Err(format!("{}: {}", fault.device, fault.error)),
         }

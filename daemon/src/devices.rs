@@ -57,6 +57,16 @@ fn report(faults: &mpsc::UnboundedSender<Fault>, device: &'static str, error: pi
     let _ = faults.send(Fault { device, error });
 }
 
+/// Opens a device on the calling (device) thread, or reports why it could not.
+fn open_or_report<S, D>(
+    open: pivox_hal::Result<fn(&S) -> pivox_hal::Result<D>>,
+    spec: &S,
+    faults: &mpsc::UnboundedSender<Fault>,
+    device: &'static str,
+) -> Option<D> {
+    open.and_then(|open| open(spec)).map_err(|e| report(faults, device, e)).ok()
+}
+
 /// The capture thread: reads whole frames and queues them for the main loop.
 pub fn spawn_capture(
     backend_name: &str,
@@ -69,10 +79,7 @@ pub fn spawn_capture(
 ) -> std::io::Result<DeviceThread> {
     let open = backend::find(backend::MICROPHONES, backend_name);
     DeviceThread::spawn("capture", move || {
-        let mut mic = match open.and_then(|open| open(&spec)) {
-            Ok(mic) => mic,
-            Err(e) => return report(&faults, "microphone", e),
-        };
+        let Some(mut mic) = open_or_report(open, &spec, &faults, "microphone") else { return };
         let mut buf = [0i16; crate::audio::MAX_FRAME_SAMPLES];
         let buf = &mut buf[..frame_samples];
         while !stop.load(Ordering::Relaxed) {
@@ -106,10 +113,7 @@ pub fn spawn_button(
 ) -> std::io::Result<DeviceThread> {
     let open = backend::find(backend::BUTTONS, backend_name);
     DeviceThread::spawn("button", move || {
-        let mut button = match open.and_then(|open| open(&spec)) {
-            Ok(button) => button,
-            Err(e) => return report(&faults, "button", e),
-        };
+        let Some(mut button) = open_or_report(open, &spec, &faults, "button") else { return };
         while !stop.load(Ordering::Relaxed) {
             match button.next_event(Duration::from_millis(50)) {
                 Ok(Some(event)) => {
@@ -136,10 +140,7 @@ pub fn spawn_led(
 ) -> std::io::Result<DeviceThread> {
     let open = backend::find(backend::LEDS, backend_name);
     DeviceThread::spawn("led", move || {
-        let mut led = match open.and_then(|open| open(&spec)) {
-            Ok(led) => led,
-            Err(e) => return report(&faults, "led", e),
-        };
+        let Some(mut led) = open_or_report(open, &spec, &faults, "led") else { return };
         let mut shown = LedState::Off;
         loop {
             let next = if shown == LedState::Error {

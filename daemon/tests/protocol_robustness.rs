@@ -43,6 +43,21 @@ async fn hello(addr: std::net::SocketAddr, codecs: &str) -> Client {
     ws
 }
 
+/// A hand-written server's side of the handshake: accept, read `hello`, answer `welcome`.
+async fn accept_and_welcome(
+    listener: TcpListener,
+    codec: &str,
+) -> tokio_tungstenite::WebSocketStream<tokio::net::TcpStream> {
+    let (tcp, _) = listener.accept().await.unwrap();
+    let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
+    let _hello = ws.next().await;
+    let welcome = format!(
+        r#"{{"type":"welcome","version":1,"server":"fake","codec":"{codec}","sample_rate":16000,"frame_ms":20}}"#
+    );
+    ws.send(Ws::text(welcome)).await.unwrap();
+    ws
+}
+
 fn audio(turn: u32, seq: u16, payload: &[u8]) -> Ws {
     let mut frame =
         AudioHeader { turn_tag: AudioHeader::tag(turn), seq, timestamp: u32::from(seq) * 320 }.to_bytes().to_vec();
@@ -119,12 +134,7 @@ async fn the_daemon_survives_a_server_that_sends_garbage() {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let fake = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
-        let _hello = ws.next().await;
-        let welcome =
-            r#"{"type":"welcome","version":1,"server":"fake","codec":"pcm","sample_rate":16000,"frame_ms":20}"#;
-        ws.send(Ws::text(welcome)).await.unwrap();
+        let mut ws = accept_and_welcome(listener, "pcm").await;
         let mut turn = 0;
         while let Some(Ok(frame)) = ws.next().await {
             let Ws::Text(text) = frame else { continue };
@@ -169,12 +179,7 @@ async fn a_silent_server_is_detected_within_the_ping_timeout() {
     let addr = listener.local_addr().unwrap();
     let (connected_tx, connected) = tokio::sync::oneshot::channel();
     let fake = tokio::spawn(async move {
-        let (tcp, _) = listener.accept().await.unwrap();
-        let mut ws = tokio_tungstenite::accept_async(tcp).await.unwrap();
-        let _hello = ws.next().await;
-        let welcome =
-            r#"{"type":"welcome","version":1,"server":"mute","codec":"opus","sample_rate":16000,"frame_ms":20}"#;
-        ws.send(Ws::text(welcome)).await.unwrap();
+        let ws = accept_and_welcome(listener, "opus").await;
         let _ = connected_tx.send(Instant::now());
         tokio::time::sleep(Duration::from_secs(30)).await;
         drop(ws);
