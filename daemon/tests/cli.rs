@@ -43,8 +43,35 @@ impl Drop for Killed {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+/// Starts `pivox serve` on a port the kernel picks (tests run in parallel, so a port
+/// chosen beforehand could be taken by another test) and returns it with its URL.
+fn reference_server(args: &[&std::ffi::OsStr]) -> (Killed, String) {
+    let mut child = Command::new(PIVOX)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .args(args)
+        .env("PIVOX_LOG", "trace")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = log_lines(child.stderr.take().unwrap());
+    let server = Killed(child);
+    let seen = wait_for_line(&lines, "listening on ws://", Duration::from_secs(10));
+    let url = seen.last().unwrap().split("listening on ").nth(1).unwrap().trim().to_string();
+    // Keep draining its log so that it never blocks on a full pipe.
+    std::thread::spawn(move || lines.into_iter().for_each(drop));
+    (server, url)
+}
+
+/// The lines of a child's log, as they come.
+fn log_lines(stderr: impl std::io::Read + Send + 'static) -> std::sync::mpsc::Receiver<String> {
+    use std::io::BufRead;
+    let (tx, lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    lines
 }
 
 #[test]
@@ -52,20 +79,10 @@ fn a_scripted_turn_with_a_token_completes_and_the_token_is_never_logged() {
     let dir = temp_dir("cli-token");
     let token = "tok-7f3a9c1e-never-log-me";
     std::fs::write(dir.join("token"), format!("{token}\n")).unwrap();
-    let port = free_port();
-    let server = Killed(
-        Command::new(PIVOX)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--token-file"])
-            .arg(dir.join("token"))
-            .env("PIVOX_LOG", "trace")
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let text =
-        config_text(&format!("ws://127.0.0.1:{port}/"), "press 0.6, release 1.6", "[audio]\nearcon_volume = 0.0\n")
-            .replace("[server]\n", "[server]\ntoken_file = \"token\"\n")
-            .replace("[speaker]\nbackend = \"sim\"\n", "[speaker]\nbackend = \"sim\"\ndevice = \"reply.wav\"\n");
+    let (server, url) = reference_server(&["--token-file".as_ref(), dir.join("token").as_os_str()]);
+    let text = config_text(&url, "press 0.6, release 1.6", "[audio]\nearcon_volume = 0.0\n")
+        .replace("[server]\n", "[server]\ntoken_file = \"token\"\n")
+        .replace("[speaker]\nbackend = \"sim\"\n", "[speaker]\nbackend = \"sim\"\ndevice = \"reply.wav\"\n");
     std::fs::write(dir.join("pivox.toml"), text).unwrap();
     let started = Instant::now();
     let run = Command::new(PIVOX)
@@ -84,17 +101,9 @@ fn a_scripted_turn_with_a_token_completes_and_the_token_is_never_logged() {
     drop(server);
 
     // The wrong token: refused with a message that says what to fix, and not logged either.
-    let port = free_port();
     std::fs::write(dir.join("other"), "a-different-token").unwrap();
-    let _server = Killed(
-        Command::new(PIVOX)
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--token-file"])
-            .arg(dir.join("other"))
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    let text = with_port(&std::fs::read_to_string(dir.join("pivox.toml")).unwrap(), port);
+    let (_server, other_url) = reference_server(&["--token-file".as_ref(), dir.join("other").as_os_str()]);
+    let text = std::fs::read_to_string(dir.join("pivox.toml")).unwrap().replace(&url, &other_url);
     std::fs::write(dir.join("wrong.toml"), text).unwrap();
     let mut daemon = Command::new(PIVOX)
         .args(["run", "--config"])
@@ -110,10 +119,78 @@ fn a_scripted_turn_with_a_token_completes_and_the_token_is_never_logged() {
     assert!(!output.contains(token));
 }
 
-/// Points a config's server url at `port`.
-fn with_port(text: &str, port: u16) -> String {
-    text.lines()
-        .map(|l| if l.starts_with("url = ") { format!("url = \"ws://127.0.0.1:{port}/\"") } else { l.to_string() })
-        .collect::<Vec<_>>()
-        .join("\n")
+/// Starts `pivox run` on `config` with stdin piped and waits (bounded) until it reports
+/// the server link up. Returns the child and a channel with the rest of its log.
+fn start_connected(config: &std::path::Path) -> (Killed, std::sync::mpsc::Receiver<String>) {
+    let mut child = Command::new(PIVOX)
+        .args(["run", "--config"])
+        .arg(config)
+        .stdin(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let lines = log_lines(child.stderr.take().unwrap());
+    let child = Killed(child);
+    wait_for_line(&lines, "connected to", Duration::from_secs(10));
+    (child, lines)
+}
+
+/// Reads log lines until one contains `needle`; panics with what was seen after `limit`.
+fn wait_for_line(lines: &std::sync::mpsc::Receiver<String>, needle: &str, limit: Duration) -> Vec<String> {
+    let deadline = Instant::now() + limit;
+    let mut seen = Vec::new();
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                let found = line.contains(needle);
+                seen.push(line);
+                if found {
+                    return seen;
+                }
+            }
+            Err(_) => break,
+        }
+    }
+    panic!("no log line with {needle:?} within {limit:?}:\n{}", seen.join("\n"))
+}
+
+#[test]
+fn enter_on_stdin_starts_and_ends_a_turn() {
+    use std::io::Write;
+    let dir = temp_dir("cli-stdin");
+    let (_server, url) = reference_server(&[]);
+    let text = config_text(&url, "stdin", "[audio]\nearcon_volume = 0.0\n");
+    std::fs::write(dir.join("pivox.toml"), text).unwrap();
+    let (mut daemon, lines) = start_connected(&dir.join("pivox.toml"));
+    let mut stdin = daemon.0.stdin.take().unwrap();
+    stdin.write_all(b"\n").unwrap();
+    wait_for_line(&lines, "listening", Duration::from_secs(5));
+    std::thread::sleep(Duration::from_millis(800));
+    stdin.write_all(b"\n").unwrap();
+    wait_for_line(&lines, "ended (Released)", Duration::from_secs(5));
+    wait_for_line(&lines, "Completed", Duration::from_secs(10));
+}
+
+#[test]
+fn sigterm_stops_the_daemon_cleanly_and_promptly() {
+    let dir = temp_dir("cli-sigterm");
+    let (_server, url) = reference_server(&[]);
+    let text = config_text(&url, "", "");
+    std::fs::write(dir.join("pivox.toml"), text).unwrap();
+    let (mut daemon, lines) = start_connected(&dir.join("pivox.toml"));
+    let sent = Instant::now();
+    // SAFETY: kill(2) on our own child's pid, which has not been waited for yet.
+    assert_eq!(unsafe { libc::kill(daemon.0.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let deadline = sent + Duration::from_secs(5);
+    let status = loop {
+        if let Some(status) = daemon.0.try_wait().unwrap() {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "still running 5 s after SIGTERM");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "SIGTERM is a normal stop for a service: {status:?}");
+    assert!(sent.elapsed() < Duration::from_secs(3), "stopped in {:?}", sent.elapsed());
+    let log: Vec<String> = lines.try_iter().collect();
+    assert!(log.iter().any(|l| l.contains("stopping: SIGTERM")), "{log:?}");
 }

@@ -118,7 +118,7 @@ impl Link {
             Ok(Err(tungstenite::Error::Http(response))) if response.status() == 401 => {
                 return Err("the server refused the token (HTTP 401): check server.token_file".into());
             }
-            Ok(Err(e)) => return Err(e.to_string()),
+            Ok(Err(e)) => return Err(super::tls::explain(e.to_string())),
             Ok(Ok(connected)) => connected,
         };
         let hello = Message::Hello {

@@ -41,3 +41,15 @@ pub fn connector(server: &ServerConfig) -> Result<Option<Connector>, String> {
         .with_no_client_auth();
     Ok(Some(Connector::Rustls(Arc::new(config))))
 }
+
+/// A connection error, with what to do about it when it is a certificate the device does
+/// not trust.
+pub fn explain(error: String) -> String {
+    if error.contains("UnknownIssuer") {
+        format!(
+            "{error}: the server's certificate is not signed by a CA this device trusts; put that CA (PEM) in server.ca_file"
+        )
+    } else {
+        error
+    }
+}
