@@ -273,6 +273,10 @@ impl Daemon {
         log::debug!("button {:?}", edge.edge);
         self.last_edge_at = edge.at;
         let event = match edge.edge {
+            Edge::Pressed if !self.session.link_up() => {
+                log::warn!("button pressed while the server is unreachable: nothing is recorded until it is back");
+                Event::Pressed(edge.at)
+            }
             Edge::Pressed => Event::Pressed(edge.at),
             Edge::Released => Event::Released(edge.at),
         };
@@ -299,7 +303,8 @@ impl Daemon {
 
     fn link_event(&mut self, event: LinkEvent, frames: &mut mpsc::Receiver<CapturedFrame>) {
         let session_event = match event {
-            LinkEvent::Up { codec, .. } => {
+            LinkEvent::Up { codec, server } => {
+                log::info!("ready: connected to {server}, codec {codec}; hold the button to talk");
                 self.codec = Some(codec);
                 Event::LinkUp
             }

@@ -116,6 +116,11 @@ impl Session {
         self.state
     }
 
+    /// Whether the server link is up, so that a press can start a turn.
+    pub fn link_up(&self) -> bool {
+        self.link_up
+    }
+
     /// The turn whose audio is being streamed right now, if any.
     pub fn streaming_turn(&self) -> Option<TurnId> {
         match self.state {

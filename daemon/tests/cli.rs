@@ -119,8 +119,8 @@ fn a_scripted_turn_with_a_token_completes_and_the_token_is_never_logged() {
     assert!(!output.contains(token));
 }
 
-/// Starts `pivox run` on `config` with stdin piped and waits (bounded) until it reports
-/// the server link up. Returns the child and a channel with the rest of its log.
+/// Starts `pivox run` on `config` with stdin piped and waits (bounded) until it is ready
+/// for a press. Returns the child and a channel with the rest of its log.
 fn start_connected(config: &std::path::Path) -> (Killed, std::sync::mpsc::Receiver<String>) {
     let mut child = Command::new(PIVOX)
         .args(["run", "--config"])
@@ -131,7 +131,7 @@ fn start_connected(config: &std::path::Path) -> (Killed, std::sync::mpsc::Receiv
         .unwrap();
     let lines = log_lines(child.stderr.take().unwrap());
     let child = Killed(child);
-    wait_for_line(&lines, "connected to", Duration::from_secs(10));
+    wait_for_line(&lines, "ready:", Duration::from_secs(10));
     (child, lines)
 }
 

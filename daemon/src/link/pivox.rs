@@ -59,7 +59,7 @@ impl Link {
         loop {
             match self.connect().await {
                 Ok((socket, codec, name)) => {
-                    log::info!("connected to {} ({name}), codec {codec}", server.url);
+                    log::debug!("connected to {} ({name}), codec {codec}", server.url);
                     failures = 0;
                     backoff.reset();
                     self.emit(Event::Up { codec, server: name }).await;
