@@ -89,7 +89,13 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         stop_capture.clone(),
         dropped.clone(),
     )];
-    let button = ButtonSpec { device: config.button.device.clone(), epoch: options.epoch };
+    let button = ButtonSpec {
+        device: config.button.device.clone(),
+        epoch: options.epoch,
+        pull: Default::default(),
+        active_low: true,
+        debounce: std::time::Duration::from_millis(20),
+    };
     threads.push(devices::spawn_button(
         &config.button.backend,
         button,
@@ -97,7 +103,13 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         fault_tx.clone(),
         stop_capture.clone(),
     ));
-    let led = LedSpec { device: config.led.device.clone(), probe: options.probes.led.clone() };
+    let led = LedSpec {
+        device: config.led.device.clone(),
+        active_low: false,
+        count: 3,
+        brightness: 0.3,
+        probe: options.probes.led.clone(),
+    };
     threads.push(devices::spawn_led(&config.led.backend, led, led_rx, fault_tx.clone()));
     threads.push(spawn_playback(&config, &options.probes, playback_rx, playback_event_tx));
     let threads: Vec<DeviceThread> =

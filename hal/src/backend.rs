@@ -5,7 +5,7 @@
 //! this binary was compiled without, so the user hears "built without X support" rather
 //! than "unknown backend".
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::{Button, Error, ErrorKind, Led, Microphone, Result, Speaker, sim};
 
@@ -36,19 +36,41 @@ pub struct SpeakerSpec {
     pub probe: sim::SpeakerProbe,
 }
 
+/// The pin's internal bias resistor, for GPIO inputs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Pull {
+    #[default]
+    Up,
+    Down,
+    Off,
+}
+
 /// What a button backend is asked to open.
 #[derive(Debug, Clone)]
 pub struct ButtonSpec {
     /// For `sim`: a script such as `press 0.25, release 2.2` (seconds after `epoch`),
-    /// or `stdin` for Enter-to-toggle on a terminal.
+    /// or `stdin` for Enter-to-toggle on a terminal. For `gpio`: the BCM pin number.
     pub device: String,
     pub epoch: Instant,
+    /// `gpio`: the pin's bias.
+    pub pull: Pull,
+    /// `gpio`: the button pulls the pin low when pressed (the usual wiring, to ground).
+    pub active_low: bool,
+    /// `gpio`: a level must hold this long to count as an edge.
+    pub debounce: Duration,
 }
 
 /// What an LED backend is asked to open.
 #[derive(Debug, Clone)]
 pub struct LedSpec {
+    /// For `gpio`: the BCM pin number. For `apa102`: the SPI device, e.g. `/dev/spidev0.1`.
     pub device: String,
+    /// `gpio`: the LED lights when the pin is low.
+    pub active_low: bool,
+    /// `apa102`: how many LEDs are on the strip.
+    pub count: usize,
+    /// `apa102`: global brightness, 0.0 to 1.0.
+    pub brightness: f32,
     /// `sim` only: where the simulated LED records its states.
     pub probe: sim::LedProbe,
 }
