@@ -457,6 +457,9 @@ impl Document<'_> {
         })?;
         let mut device = d.device;
         if backend == "sim" {
+            self.check(d.sample_rate == 16_000, &format!("{kind}.sample_rate"), || {
+                "the sim devices run at 16000 Hz only".into()
+            })?;
             device = self.sim_device(kind, device)?;
         }
         Ok(DeviceConfig { backend, device, sample_rate: d.sample_rate, realtime: d.realtime })

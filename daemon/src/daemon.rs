@@ -64,7 +64,7 @@ const LINK_CLOSE_LIMIT: Duration = Duration::from_secs(1);
 /// Runs the daemon until a signal, `options.stop`, `options.turns` or a device failure.
 pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, String> {
     let frame_samples = codec::frame_samples(config.audio.frame_ms);
-    let stop_capture = Arc::new(AtomicBool::new(false));
+    let stop_devices = Arc::new(AtomicBool::new(false));
     let dropped = Arc::new(AtomicU64::new(0));
     let (fault_tx, mut faults) = mpsc::unbounded_channel::<Fault>();
     // About 640 ms of frames: the main loop normally takes each frame as it comes.
@@ -76,7 +76,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
 
     let mic = MicSpec {
         device: config.microphone.device.clone(),
-        sample_rate: CODEC_RATE,
+        sample_rate: config.microphone.sample_rate,
         realtime: config.microphone.realtime,
         epoch: options.epoch,
     };
@@ -86,7 +86,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         frame_samples,
         frame_tx,
         fault_tx.clone(),
-        stop_capture.clone(),
+        stop_devices.clone(),
         dropped.clone(),
     )];
     let button = ButtonSpec {
@@ -101,7 +101,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         button,
         button_tx,
         fault_tx.clone(),
-        stop_capture.clone(),
+        stop_devices.clone(),
     ));
     let led = LedSpec {
         device: config.led.device.clone(),
@@ -110,8 +110,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         brightness: 0.3,
         probe: options.probes.led.clone(),
     };
-    threads.push(devices::spawn_led(&config.led.backend, led, led_rx, fault_tx.clone()));
-    threads.push(spawn_playback(&config, &options.probes, playback_rx, playback_event_tx));
+    threads.push(devices::spawn_led(&config.led.backend, led, led_rx, fault_tx.clone(), stop_devices.clone()));
+    threads.push(spawn_playback(&config, &options.probes, playback_rx, playback_event_tx, stop_devices.clone()));
     let threads: Vec<DeviceThread> =
         threads.into_iter().collect::<Result<_, _>>().map_err(|e| format!("cannot start a device thread: {e}"))?;
 
@@ -168,8 +168,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
             Some(event) = link_events.recv() => daemon.link_event(event, &mut frames),
             // The playback thread's progress.
             Some(event) = playback_events.recv() => if let Err(e) = daemon.playback_event(event, &mut frames) { break Err(e) },
-            // A device thread died.
-            Some(fault) = faults.recv() => break Err(format!("{}: {}", fault.device, fault.error)),
+            // A device failed: transient failures are retried by the device thread.
+            Some(fault) = faults.recv() => if let Err(e) = daemon.device_fault(fault) { break Err(e) },
             // Pre-roll frames still to send, one per pass.
             _ = std::future::ready(()), if daemon.preroll_pending() => daemon.send_preroll(1),
             // The session's next deadline (maximum turn length, reply timeout).
@@ -188,7 +188,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
     };
 
     // Fixed shutdown order, each step bounded.
-    stop_capture.store(true, Ordering::Relaxed);
+    stop_devices.store(true, Ordering::Relaxed);
     let Daemon { uplink, playback, led, report, .. } = daemon;
     drop(uplink);
     drop(link_events);
@@ -210,10 +210,11 @@ fn spawn_playback(
     probes: &Probes,
     commands: std::sync::mpsc::Receiver<PlaybackCommand>,
     events: mpsc::UnboundedSender<PlaybackEvent>,
+    stop: Arc<AtomicBool>,
 ) -> std::io::Result<DeviceThread> {
     let spec = SpeakerSpec {
         device: config.speaker.device.clone(),
-        sample_rate: CODEC_RATE,
+        sample_rate: config.speaker.sample_rate,
         buffer_ms: config.playback.buffer_ms,
         realtime: config.speaker.realtime,
         probe: probes.speaker.clone(),
@@ -229,10 +230,11 @@ fn spawn_playback(
     };
     let earcons = EarconBank::new(CODEC_RATE, config.audio.earcon_volume);
     let open = backend::find(backend::SPEAKERS, &config.speaker.backend);
-    DeviceThread::spawn("playback", move || match open.and_then(|open| open(&spec)) {
-        Ok(speaker) => playback::run(speaker, jitter, earcons, commands, events),
-        Err(error) => {
-            let _ = events.send(PlaybackEvent::Fault(Fault { device: "speaker", error }));
+    DeviceThread::spawn("playback", move || {
+        // Faults go to the main loop through the playback event queue, like write failures.
+        let report = |fault: Fault| drop(events.send(PlaybackEvent::Fault(fault)));
+        if let Some(speaker) = devices::open_retrying(&open, &spec, &report, "speaker", &stop) {
+            playback::run(speaker, jitter, earcons, commands, events);
         }
     })
 }
@@ -273,6 +275,17 @@ struct Daemon {
 impl Daemon {
     fn set_led(&self, state: LedState) {
         let _ = self.led.send(state);
+    }
+
+    /// A transient device failure is logged and shown on the LED while the device thread
+    /// retries; a permanent one stops the daemon with its message.
+    fn device_fault(&mut self, fault: Fault) -> Result<(), String> {
+        if !fault.is_transient() {
+            return Err(format!("{}: {}", fault.device, fault.error));
+        }
+        log::warn!("{}: {} (retrying)", fault.device, fault.error);
+        self.set_led(LedState::Error);
+        Ok(())
     }
 
     fn play(&self, command: PlaybackCommand) {
@@ -408,7 +421,7 @@ impl Daemon {
                 let actions = self.session.handle(Event::PlaybackFinished(turn));
                 self.apply(actions, frames);
             }
-            PlaybackEvent::Fault(fault) => return Err(format!("{}: {}", fault.device, fault.error)),
+            PlaybackEvent::Fault(fault) => return self.device_fault(fault),
         }
         Ok(())
     }

@@ -3,6 +3,11 @@
 //! main loop never stalls the microphone. Each thread is joined, with a time limit, on
 //! shutdown; a thread that dies reports its error to the main loop first.
 //!
+//! A device that fails in a way that may pass — unplugged, not there yet, busy — is retried
+//! with backoff (0.5 s doubling to 10 s); each failure is reported to the main loop, which
+//! logs it and shows the LED's error state. A failure that cannot pass (bad config, no
+//! permission, unsupported hardware) ends the daemon with the backend's one-line message.
+//!
 //! Troubleshooting: a device that fails to open is reported with the backend's message,
 //! which names the device and what to fix; `pivox check-config` catches unknown backends.
 
@@ -23,6 +28,19 @@ pub struct Fault {
     pub device: &'static str,
     pub error: pivox_hal::Error,
 }
+
+impl Fault {
+    /// Whether the failure may pass by itself, so that the device is retried rather than
+    /// the daemon stopped.
+    pub fn is_transient(&self) -> bool {
+        use pivox_hal::ErrorKind::*;
+        matches!(self.error.kind(), NotFound | Busy | Disconnected | Io)
+    }
+}
+
+/// Delays between attempts to reopen a failed device.
+const RETRY_FIRST: Duration = Duration::from_millis(500);
+const RETRY_MAX: Duration = Duration::from_secs(10);
 
 /// A running device thread.
 pub struct DeviceThread {
@@ -52,19 +70,54 @@ impl DeviceThread {
     }
 }
 
-/// Sends a fault from a device thread; the main loop may already be gone at shutdown.
-fn report(faults: &mpsc::UnboundedSender<Fault>, device: &'static str, error: pivox_hal::Error) {
-    let _ = faults.send(Fault { device, error });
+/// Opens a device, retrying with backoff while the failure is transient and `stop` is not
+/// set. Returns `None` after a permanent failure (reported) or when asked to stop.
+pub fn open_retrying<S, D>(
+    open: &pivox_hal::Result<fn(&S) -> pivox_hal::Result<D>>,
+    spec: &S,
+    report: &dyn Fn(Fault),
+    device: &'static str,
+    stop: &AtomicBool,
+) -> Option<D> {
+    let open = match open {
+        Ok(open) => *open,
+        Err(e) => {
+            report(Fault { device, error: pivox_hal::Error::new(e.kind(), e.to_string()) });
+            return None;
+        }
+    };
+    let mut delay = RETRY_FIRST;
+    let mut failures = 0u32;
+    while !stop.load(Ordering::Relaxed) {
+        match open(spec) {
+            Ok(opened) => {
+                if failures > 0 {
+                    log::info!("the {device} is back after {failures} failed attempt(s)");
+                }
+                return Some(opened);
+            }
+            Err(error) => {
+                let fault = Fault { device, error };
+                let transient = fault.is_transient();
+                report(fault);
+                if !transient {
+                    return None;
+                }
+                failures += 1;
+                sleep_unless_stopped(delay, stop);
+                delay = (delay * 2).min(RETRY_MAX);
+            }
+        }
+    }
+    None
 }
 
-/// Opens a device on the calling (device) thread, or reports why it could not.
-fn open_or_report<S, D>(
-    open: pivox_hal::Result<fn(&S) -> pivox_hal::Result<D>>,
-    spec: &S,
-    faults: &mpsc::UnboundedSender<Fault>,
-    device: &'static str,
-) -> Option<D> {
-    open.and_then(|open| open(spec)).map_err(|e| report(faults, device, e)).ok()
+/// Sleeps `duration` in short steps so that a stop request is not kept waiting.
+fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) {
+    let deadline = Instant::now() + duration;
+    while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+        thread::sleep(Duration::from_millis(20).min(deadline - Instant::now()));
+    }
 }
 
 /// The capture thread: reads whole frames and queues them for the main loop.
@@ -79,7 +132,8 @@ pub fn spawn_capture(
 ) -> std::io::Result<DeviceThread> {
     let open = backend::find(backend::MICROPHONES, backend_name);
     DeviceThread::spawn("capture", move || {
-        let Some(mut mic) = open_or_report(open, &spec, &faults, "microphone") else { return };
+        let report = |fault: Fault| drop(faults.send(fault));
+        let Some(mut mic) = open_retrying(&open, &spec, &report, "microphone", &stop) else { return };
         let mut buf = [0i16; crate::audio::MAX_FRAME_SAMPLES];
         let buf = &mut buf[..frame_samples];
         while !stop.load(Ordering::Relaxed) {
@@ -97,7 +151,19 @@ pub fn spawn_capture(
                         dropped.fetch_add(1, Ordering::Relaxed);
                     }
                 }
-                Err(e) => return report(&faults, "microphone", e),
+                Err(error) => {
+                    // The backend already tried to recover in place; start over from open.
+                    let fault = Fault { device: "microphone", error };
+                    let transient = fault.is_transient();
+                    report(fault);
+                    if !transient {
+                        return;
+                    }
+                    drop(mic);
+                    sleep_unless_stopped(RETRY_FIRST, &stop);
+                    let Some(reopened) = open_retrying(&open, &spec, &report, "microphone", &stop) else { return };
+                    mic = reopened;
+                }
             }
         }
     })
@@ -113,7 +179,8 @@ pub fn spawn_button(
 ) -> std::io::Result<DeviceThread> {
     let open = backend::find(backend::BUTTONS, backend_name);
     DeviceThread::spawn("button", move || {
-        let Some(mut button) = open_or_report(open, &spec, &faults, "button") else { return };
+        let report = |fault: Fault| drop(faults.send(fault));
+        let Some(mut button) = open_retrying(&open, &spec, &report, "button", &stop) else { return };
         while !stop.load(Ordering::Relaxed) {
             match button.next_event(Duration::from_millis(50)) {
                 Ok(Some(event)) => {
@@ -122,7 +189,18 @@ pub fn spawn_button(
                     }
                 }
                 Ok(None) => {}
-                Err(e) => return report(&faults, "button", e),
+                Err(error) => {
+                    let fault = Fault { device: "button", error };
+                    let transient = fault.is_transient();
+                    report(fault);
+                    if !transient {
+                        return;
+                    }
+                    drop(button);
+                    sleep_unless_stopped(RETRY_FIRST, &stop);
+                    let Some(reopened) = open_retrying(&open, &spec, &report, "button", &stop) else { return };
+                    button = reopened;
+                }
             }
         }
     })
@@ -137,10 +215,12 @@ pub fn spawn_led(
     spec: LedSpec,
     states: std::sync::mpsc::Receiver<LedState>,
     faults: mpsc::UnboundedSender<Fault>,
+    stop: Arc<AtomicBool>,
 ) -> std::io::Result<DeviceThread> {
     let open = backend::find(backend::LEDS, backend_name);
     DeviceThread::spawn("led", move || {
-        let Some(mut led) = open_or_report(open, &spec, &faults, "led") else { return };
+        let report = |fault: Fault| drop(faults.send(fault));
+        let Some(mut led) = open_retrying(&open, &spec, &report, "led", &stop) else { return };
         let mut shown = LedState::Off;
         loop {
             let next = if shown == LedState::Error {
@@ -157,7 +237,8 @@ pub fn spawn_led(
             };
             if next != shown {
                 if let Err(e) = led.set(next) {
-                    return report(&faults, "led", e);
+                    // The LED is a nicety: after a failure pivox goes on without it.
+                    return log::error!("led: {e}; going on without the LED");
                 }
                 shown = next;
             }

@@ -56,6 +56,8 @@ pub enum PlaybackEvent {
 
 /// How long the thread waits for a command when the jitter buffer has nothing to play.
 const IDLE_POLL: Duration = Duration::from_millis(2);
+/// How often a lasting speaker failure is reported.
+const FAULT_REPORT_EVERY: Duration = Duration::from_secs(5);
 
 struct Reply {
     turn: TurnId,
@@ -71,6 +73,7 @@ struct Player {
     events: UnboundedSender<PlaybackEvent>,
     frame_samples: usize,
     pcm: [i16; MAX_FRAME_SAMPLES],
+    last_fault: Option<Instant>,
 }
 
 pub fn run(
@@ -89,6 +92,7 @@ pub fn run(
         events,
         frame_samples,
         pcm: [0; MAX_FRAME_SAMPLES],
+        last_fault: None,
     };
     'outer: loop {
         // Everything queued first, so a Stop is never behind a frame we are about to play.
@@ -113,7 +117,14 @@ pub fn run(
 }
 
 impl Player {
-    fn fail(&self, error: pivox_hal::Error) {
+    /// Reports a speaker failure, at most once per [`FAULT_REPORT_EVERY`] while it lasts
+    /// (a dead speaker fails every frame). The backend reopens the device on the next write.
+    fn fail(&mut self, error: pivox_hal::Error) {
+        let now = Instant::now();
+        if self.last_fault.is_some_and(|at| now.duration_since(at) < FAULT_REPORT_EVERY) {
+            return;
+        }
+        self.last_fault = Some(now);
         let _ = self.events.send(PlaybackEvent::Fault(Fault { device: "speaker", error }));
     }
 

@@ -7,7 +7,7 @@
 
 use std::time::{Duration, Instant};
 
-use crate::{Button, Error, ErrorKind, Led, Microphone, Result, Speaker, sim};
+use crate::{Button, Error, ErrorKind, Led, Microphone, Result, Speaker, alsa, gpio, sim};
 
 /// What a microphone backend is asked to open.
 #[derive(Debug, Clone)]
@@ -83,10 +83,12 @@ pub type LedBuilder = fn(&LedSpec) -> Result<Box<dyn Led>>;
 /// A backend table: `(name, builder)`, the default first.
 pub type Table<B> = &'static [(&'static str, Option<B>)];
 
-pub const MICROPHONES: Table<MicBuilder> = &[("sim", Some(sim::open_microphone))];
-pub const SPEAKERS: Table<SpeakerBuilder> = &[("sim", Some(sim::open_speaker))];
-pub const BUTTONS: Table<ButtonBuilder> = &[("sim", Some(sim::open_button))];
-pub const LEDS: Table<LedBuilder> = &[("sim", Some(sim::open_led))];
+pub const MICROPHONES: Table<MicBuilder> =
+    &[("sim", Some(sim::open_microphone)), ("alsa", Some(alsa::open_microphone))];
+pub const SPEAKERS: Table<SpeakerBuilder> = &[("sim", Some(sim::open_speaker)), ("alsa", Some(alsa::open_speaker))];
+pub const BUTTONS: Table<ButtonBuilder> = &[("sim", Some(sim::open_button)), ("gpio", Some(gpio::open_button))];
+pub const LEDS: Table<LedBuilder> =
+    &[("sim", Some(sim::open_led)), ("gpio", Some(gpio::open_led)), ("apa102", Some(gpio::open_apa102))];
 
 /// The backend a table uses when the config names none.
 pub fn default_name<B>(table: Table<B>) -> &'static str {

@@ -10,8 +10,12 @@
 //! The simulated backends in [`sim`] are always compiled and selectable at run time; they
 //! share their state with the caller so tests can inspect what happened.
 
+pub mod alsa;
 pub mod backend;
+pub mod button_mode;
 mod error;
+pub mod gpio;
+pub mod resample;
 pub mod sim;
 
 use std::time::{Duration, Instant};

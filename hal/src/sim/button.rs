@@ -28,7 +28,7 @@ pub fn parse_script(script: &str) -> Result<Vec<(Duration, Edge)>> {
             .ok()
             .and_then(|s| Duration::try_from_secs_f64(s).ok())
             .ok_or_else(|| invalid(format!("`{}` is not a time in seconds", secs.trim())))?;
-        let expected = if steps.len() % 2 == 0 { Edge::Pressed } else { Edge::Released };
+        let expected = if steps.len().is_multiple_of(2) { Edge::Pressed } else { Edge::Released };
         if edge != expected {
             return Err(invalid("presses and releases must alternate, starting with a press".into()));
         }

@@ -34,9 +34,9 @@ impl WavMicrophone {
 /// Reads a mono 16-bit WAV file at `sample_rate`, with an error that says what to fix.
 pub(crate) fn read_wav(path: &str, sample_rate: u32) -> Result<Vec<i16>> {
     let reader = hound::WavReader::open(path).map_err(|e| match e {
+        // A file that is not there is a config mistake, not a device to wait for.
         hound::Error::IoError(io) => {
-            let e = Error::from(io);
-            Error::new(e.kind(), format!("sim microphone: cannot open {path}: {e}"))
+            Error::new(ErrorKind::InvalidConfig, format!("sim microphone: cannot open {path}: {io}"))
         }
         other => {
             Error::new(ErrorKind::InvalidConfig, format!("sim microphone: {path} is not a usable WAV file: {other}"))
@@ -153,6 +153,6 @@ mod tests {
         assert_eq!(err.kind(), ErrorKind::InvalidConfig);
         assert!(err.to_string().contains("sox"), "{err}");
         let missing = WavMicrophone::open(&spec(&dir.join("none.wav"), false)).err().unwrap();
-        assert_eq!(missing.kind(), ErrorKind::NotFound);
+        assert_eq!(missing.kind(), ErrorKind::InvalidConfig);
     }
 }

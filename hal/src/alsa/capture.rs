@@ -1,0 +1,145 @@
+//! ALSA capture: whole periods in, 16 kHz mono frames out. See the module notes in
+//! `alsa/mod.rs` for buffer sizes and fault handling.
+
+use alsa::Direction;
+use alsa::pcm::PCM;
+
+use super::{CAPTURE_PERIODS, Negotiated, PERIOD_MS, SampleFormat, describe, downmix, open_pcm};
+use crate::backend::MicSpec;
+use crate::resample::Resampler;
+use crate::{Microphone, Result};
+
+/// The rate the daemon gets samples at.
+const OUTPUT_RATE: u32 = 16_000;
+
+pub struct AlsaMicrophone {
+    device: String,
+    requested_rate: u32,
+    pcm: PCM,
+    negotiated: Negotiated,
+    raw16: Vec<i16>,
+    raw32: Vec<i32>,
+    mono: Vec<i16>,
+    resampler: Option<Resampler>,
+    /// 16 kHz samples converted but not handed out yet, and how many of them were.
+    ready: Vec<i16>,
+    taken: usize,
+    xruns: u64,
+}
+
+impl AlsaMicrophone {
+    pub fn open(spec: &MicSpec) -> Result<Self> {
+        let (pcm, negotiated) =
+            open_pcm(&spec.device, Direction::Capture, spec.sample_rate, CAPTURE_PERIODS * PERIOD_MS)?;
+        log::info!("microphone `{}`: {negotiated}", spec.device);
+        let mut mic = Self {
+            device: spec.device.clone(),
+            requested_rate: spec.sample_rate,
+            pcm,
+            negotiated,
+            raw16: Vec::new(),
+            raw32: Vec::new(),
+            mono: Vec::new(),
+            resampler: None,
+            ready: Vec::new(),
+            taken: 0,
+            xruns: 0,
+        };
+        mic.size_buffers()?;
+        mic.pcm.start().map_err(|e| describe(e, "microphone", &mic.device, Direction::Capture))?;
+        Ok(mic)
+    }
+
+    /// Overruns recovered so far.
+    pub fn xruns(&self) -> u64 {
+        self.xruns
+    }
+
+    pub fn negotiated(&self) -> Negotiated {
+        self.negotiated
+    }
+
+    fn size_buffers(&mut self) -> Result<()> {
+        let n = self.negotiated;
+        let samples = n.period * n.channels as usize;
+        match n.format {
+            SampleFormat::S16 => self.raw16.resize(samples, 0),
+            SampleFormat::S32 => self.raw32.resize(samples, 0),
+        }
+        self.mono = Vec::with_capacity(n.period);
+        self.resampler = match n.rate {
+            OUTPUT_RATE => None,
+            rate => {
+                log::info!("microphone `{}`: resampling {rate} Hz to {OUTPUT_RATE} Hz", self.device);
+                Some(Resampler::new(rate, OUTPUT_RATE, n.period)?)
+            }
+        };
+        self.ready = Vec::with_capacity(4 * n.period.max(OUTPUT_RATE as usize / 50));
+        self.taken = 0;
+        Ok(())
+    }
+
+    /// Reads one whole period from the card into `self.ready`, as 16 kHz mono.
+    fn read_period(&mut self) -> Result<()> {
+        let n = self.negotiated;
+        let channels = n.channels as usize;
+        let mut got = 0;
+        while got < n.period {
+            let result = match n.format {
+                SampleFormat::S16 => self.pcm.io_i16().and_then(|io| io.readi(&mut self.raw16[got * channels..])),
+                SampleFormat::S32 => self.pcm.io_i32().and_then(|io| io.readi(&mut self.raw32[got * channels..])),
+            };
+            match result {
+                Ok(frames) => got += frames,
+                Err(e) => self.recover(e)?,
+            }
+        }
+        self.mono.clear();
+        match n.format {
+            SampleFormat::S16 => downmix(&self.raw16, channels, 0, &mut self.mono),
+            SampleFormat::S32 => downmix(&self.raw32, channels, 16, &mut self.mono),
+        }
+        // Keep `ready` from growing: drop what has been handed out already.
+        self.ready.drain(..self.taken);
+        self.taken = 0;
+        match &mut self.resampler {
+            Some(resampler) => resampler.process(&self.mono, &mut self.ready),
+            None => {
+                self.ready.extend_from_slice(&self.mono);
+                Ok(())
+            }
+        }
+    }
+
+    /// An overrun is recovered in place; anything else, or a failed recovery, reopens the
+    /// device once. If that fails, the error goes up (the daemon retries with backoff).
+    fn recover(&mut self, e: alsa::Error) -> Result<()> {
+        self.xruns += 1;
+        if self.pcm.try_recover(e, true).is_ok() && self.pcm.start().is_ok() {
+            log::warn!("microphone `{}`: overrun ({} so far), recovered", self.device, self.xruns);
+            return Ok(());
+        }
+        log::warn!("microphone `{}`: {e}; reopening", self.device);
+        let spec_rate = self.requested_rate;
+        let (pcm, negotiated) = open_pcm(&self.device, Direction::Capture, spec_rate, CAPTURE_PERIODS * PERIOD_MS)?;
+        self.pcm = pcm;
+        self.negotiated = negotiated;
+        self.size_buffers()?;
+        self.pcm.start().map_err(|e| describe(e, "microphone", &self.device, Direction::Capture))
+    }
+}
+
+impl Microphone for AlsaMicrophone {
+    fn sample_rate(&self) -> u32 {
+        OUTPUT_RATE
+    }
+
+    fn read(&mut self, frame: &mut [i16]) -> Result<usize> {
+        while self.ready.len() - self.taken < frame.len() {
+            self.read_period()?;
+        }
+        frame.copy_from_slice(&self.ready[self.taken..self.taken + frame.len()]);
+        self.taken += frame.len();
+        Ok(frame.len())
+    }
+}
