@@ -4,10 +4,15 @@
 CARGO ?= cargo
 BENCH_TURNS ?= 20
 
-.PHONY: deps demo test bench
+AARCH64 := target/aarch64-unknown-linux-gnu/release/pivox
+
+.PHONY: deps cross-deps demo test bench aarch64 aarch64-check
 
 deps:
 	@./scripts/install-deps.sh
+
+cross-deps:
+	@./scripts/install-cross-deps.sh
 
 # The main job on an embedded default: the reference server on loopback, simulated devices,
 # the bundled speech sample, one turn, a timeline and the turn's figures.
@@ -15,11 +20,21 @@ demo: deps
 	$(CARGO) build --release -p pivox
 	./target/release/pivox demo --out target/demo/reply.wav
 
-# Everything CI checks: formatting, lints, every test.
+# Everything CI checks: formatting, lints, every test, and the aarch64 build under qemu.
 test: deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
+	$(MAKE) aarch64-check
+
+# The Raspberry Pi binary (aarch64, glibc 2.36: Bookworm and Trixie), stripped, without Docker.
+aarch64: cross-deps
+	$(CARGO) build --release --target aarch64-unknown-linux-gnu -p pivox --bin pivox
+	@echo "$(AARCH64): $$(stat -c %s $(AARCH64)) bytes"
+
+# The aarch64 binary under qemu-user: --version, check-config, one whole simulated turn.
+aarch64-check: aarch64
+	./scripts/aarch64-check.sh $(AARCH64)
 
 # Latency, CPU, memory and bandwidth figures against a Python-satellite-style baseline.
 bench: deps

@@ -26,8 +26,8 @@ pub struct Config {
     pub session: Limits,
     pub microphone: DeviceConfig,
     pub speaker: DeviceConfig,
-    pub button: DeviceConfig,
-    pub led: DeviceConfig,
+    pub button: ButtonConfig,
+    pub led: LedConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -67,6 +67,31 @@ pub struct DeviceConfig {
     pub sample_rate: u32,
     pub realtime: bool,
 }
+
+#[derive(Debug, Clone)]
+pub struct ButtonConfig {
+    pub backend: String,
+    /// `sim`: a script or `stdin`; `gpio`: the BCM pin.
+    pub device: String,
+    pub pull: pivox_hal::backend::Pull,
+    pub active_low: bool,
+    pub debounce: Duration,
+    pub mode: pivox_hal::button_mode::PressMode,
+}
+
+#[derive(Debug, Clone)]
+pub struct LedConfig {
+    pub backend: String,
+    /// `gpio`: the BCM pin; `apa102`: the SPI device.
+    pub device: String,
+    pub active_low: bool,
+    pub count: usize,
+    pub brightness: f32,
+}
+
+/// Hardware presets: `preset = "respeaker-2mic"` fills in the button and LED sections the
+/// file leaves without a backend.
+pub const PRESETS: &[&str] = &["respeaker-2mic"];
 
 /// A credential: its `Debug` and `Display` never show it, so it cannot reach a log line.
 #[derive(Clone, PartialEq, Eq)]
@@ -123,6 +148,7 @@ pub struct Loaded {
 #[derive(Deserialize, Default)]
 #[serde(default)]
 struct RawFile {
+    preset: String,
     server: RawServer,
     audio: RawAudio,
     opus: RawOpus,
@@ -130,8 +156,8 @@ struct RawFile {
     session: RawSession,
     microphone: RawDevice,
     speaker: RawDevice,
-    button: RawDevice,
-    led: RawDevice,
+    button: RawButton,
+    led: RawLed,
 }
 
 #[derive(Deserialize)]
@@ -236,6 +262,46 @@ impl Default for RawDevice {
     }
 }
 
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawButton {
+    backend: String,
+    device: String,
+    pull: String,
+    active_low: bool,
+    debounce_ms: u64,
+    mode: String,
+}
+
+impl Default for RawButton {
+    fn default() -> Self {
+        Self {
+            backend: String::new(),
+            device: String::new(),
+            pull: "up".into(),
+            active_low: true,
+            debounce_ms: 20,
+            mode: "hold".into(),
+        }
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(default)]
+struct RawLed {
+    backend: String,
+    device: String,
+    active_low: bool,
+    count: usize,
+    brightness: f32,
+}
+
+impl Default for RawLed {
+    fn default() -> Self {
+        Self { backend: String::new(), device: String::new(), active_low: false, count: 3, brightness: 0.3 }
+    }
+}
+
 // ---- reading and validating ----------------------------------------------------------
 
 impl Config {
@@ -318,7 +384,25 @@ impl Document<'_> {
         self.base.join(value)
     }
 
-    fn validate(&self, raw: RawFile) -> Result<Config, ConfigError> {
+    fn validate(&self, mut raw: RawFile) -> Result<Config, ConfigError> {
+        match raw.preset.as_str() {
+            "" => {}
+            "respeaker-2mic" => {
+                // Button on GPIO17 to ground; three APA102 LEDs on SPI0, chip select 1.
+                if raw.button.backend.is_empty() {
+                    raw.button.backend = "gpio".into();
+                    raw.button.device = "17".into();
+                }
+                if raw.led.backend.is_empty() {
+                    raw.led.backend = "apa102".into();
+                    raw.led.device = "/dev/spidev0.1".into();
+                    raw.led.count = 3;
+                }
+            }
+            other => {
+                return Err(self.error("preset", format!("unknown preset `{other}` (known: {})", PRESETS.join(", "))));
+            }
+        }
         Ok(Config {
             server: self.server(raw.server)?,
             audio: self.audio(raw.audio)?,
@@ -327,8 +411,8 @@ impl Document<'_> {
             session: self.session(raw.session)?,
             microphone: self.device("microphone", raw.microphone, pivox_hal::backend::MICROPHONES)?,
             speaker: self.device("speaker", raw.speaker, pivox_hal::backend::SPEAKERS)?,
-            button: self.device("button", raw.button, pivox_hal::backend::BUTTONS)?,
-            led: self.device("led", raw.led, pivox_hal::backend::LEDS)?,
+            button: self.button(raw.button)?,
+            led: self.led(raw.led)?,
         })
     }
 
@@ -463,6 +547,46 @@ impl Document<'_> {
             device = self.sim_device(kind, device)?;
         }
         Ok(DeviceConfig { backend, device, sample_rate: d.sample_rate, realtime: d.realtime })
+    }
+
+    fn button(&self, b: RawButton) -> Result<ButtonConfig, ConfigError> {
+        use pivox_hal::backend::Pull;
+        let raw = RawDevice { backend: b.backend, device: b.device, ..Default::default() };
+        let DeviceConfig { backend, device, .. } = self.device("button", raw, pivox_hal::backend::BUTTONS)?;
+        let pull = match b.pull.as_str() {
+            "up" => Pull::Up,
+            "down" => Pull::Down,
+            "off" => Pull::Off,
+            other => return Err(self.error("button.pull", format!("`{other}`: use up, down or off"))),
+        };
+        self.check(b.debounce_ms <= 500, "button.debounce_ms", || "must be at most 500".into())?;
+        let mode = b.mode.parse().map_err(|e: pivox_hal::Error| self.error("button.mode", e.to_string()))?;
+        if backend == "gpio" {
+            self.check(pivox_hal::gpio::parse_pin("button.device", &device).is_ok(), "button.device", || {
+                format!("`{device}`: a BCM pin number 0-27 is expected")
+            })?;
+        }
+        Ok(ButtonConfig {
+            backend,
+            device,
+            pull,
+            active_low: b.active_low,
+            debounce: Duration::from_millis(b.debounce_ms),
+            mode,
+        })
+    }
+
+    fn led(&self, l: RawLed) -> Result<LedConfig, ConfigError> {
+        let raw = RawDevice { backend: l.backend, device: l.device, ..Default::default() };
+        let DeviceConfig { backend, device, .. } = self.device("led", raw, pivox_hal::backend::LEDS)?;
+        self.check((1..=255).contains(&l.count), "led.count", || "must be 1 to 255".into())?;
+        self.check((0.0..=1.0).contains(&l.brightness), "led.brightness", || "must be 0.0 to 1.0".into())?;
+        if backend == "gpio" {
+            self.check(pivox_hal::gpio::parse_pin("led.device", &device).is_ok(), "led.device", || {
+                format!("`{device}`: a BCM pin number 0-27 is expected")
+            })?;
+        }
+        Ok(LedConfig { backend, device, active_low: l.active_low, count: l.count, brightness: l.brightness })
     }
 
     /// `sim` devices name files (or a button script): make paths absolute and check what can be.

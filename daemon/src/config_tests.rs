@@ -103,3 +103,45 @@ fn the_token_is_read_from_its_file_and_never_shown() {
     assert_eq!(token.expose(), "s3cr3t-t0ken");
     assert!(!format!("{c:?}").contains("s3cr3t"));
 }
+
+#[test]
+fn gpio_buttons_and_leds_are_configured_and_checked() {
+    use pivox_hal::backend::Pull;
+    use pivox_hal::button_mode::PressMode;
+    let text = format!(
+        "{MINIMAL}[button]\nbackend = \"gpio\"\ndevice = \"27\"\npull = \"down\"\nactive_low = false\ndebounce_ms = 30\nmode = \"tap\"\n\
+         [led]\nbackend = \"gpio\"\ndevice = \"12\"\nactive_low = true\n"
+    );
+    let c = parse(&text).unwrap().config;
+    assert_eq!((c.button.backend.as_str(), c.button.device.as_str()), ("gpio", "27"));
+    assert_eq!((c.button.pull, c.button.active_low, c.button.mode), (Pull::Down, false, PressMode::Tap));
+    assert_eq!(c.button.debounce, Duration::from_millis(30));
+    assert_eq!((c.led.backend.as_str(), c.led.device.as_str(), c.led.active_low), ("gpio", "12", true));
+
+    for (section, bad, key) in [
+        ("[button]\nbackend = \"gpio\"\ndevice = \"40\"\n", "BCM pin", "button.device"),
+        ("[button]\nbackend = \"gpio\"\ndevice = \"17\"\npull = \"sideways\"\n", "use up, down or off", "button.pull"),
+        ("[button]\nbackend = \"gpio\"\ndevice = \"17\"\nmode = \"toggle\"\n", "hold", "button.mode"),
+        (
+            "[led]\nbackend = \"apa102\"\ndevice = \"/dev/spidev0.1\"\nbrightness = 2.0\n",
+            "0.0 to 1.0",
+            "led.brightness",
+        ),
+        ("[led]\nbackend = \"apa102\"\ndevice = \"/dev/spidev0.1\"\ncount = 0\n", "1 to 255", "led.count"),
+    ] {
+        let e = parse(&format!("{MINIMAL}{section}")).err().unwrap().to_string();
+        assert!(e.contains(key) && e.contains(bad) && !e.contains('\n'), "{e}");
+    }
+}
+
+#[test]
+fn the_respeaker_preset_fills_in_button_and_leds_unless_the_file_says_otherwise() {
+    let c = parse(&format!("preset = \"respeaker-2mic\"\n{MINIMAL}")).unwrap().config;
+    assert_eq!((c.button.backend.as_str(), c.button.device.as_str()), ("gpio", "17"));
+    assert!(c.button.active_low);
+    assert_eq!((c.led.backend.as_str(), c.led.device.as_str(), c.led.count), ("apa102", "/dev/spidev0.1", 3));
+    let own = parse(&format!("preset = \"respeaker-2mic\"\n{MINIMAL}[led]\nbackend = \"sim\"\n")).unwrap().config;
+    assert_eq!(own.led.backend, "sim");
+    let e = parse(&format!("preset = \"respeaker-4mic\"\n{MINIMAL}")).err().unwrap().to_string();
+    assert!(e.contains("test.toml:1: preset: unknown preset `respeaker-4mic` (known: respeaker-2mic)"), "{e}");
+}

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use pivox_hal::backend::{self, ButtonSpec, LedSpec, MicSpec, SpeakerSpec};
+use pivox_hal::backend::{self, LedSpec};
 use pivox_hal::sim::{LedProbe, SpeakerProbe};
 use pivox_hal::{Edge, LedState};
 use tokio::sync::{mpsc, watch};
@@ -74,12 +74,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
     let (playback_tx, playback_rx) = std::sync::mpsc::sync_channel(4096);
     let (playback_event_tx, mut playback_events) = mpsc::unbounded_channel();
 
-    let mic = MicSpec {
-        device: config.microphone.device.clone(),
-        sample_rate: config.microphone.sample_rate,
-        realtime: config.microphone.realtime,
-        epoch: options.epoch,
-    };
+    let mic = devices::mic_spec(&config, options.epoch);
     let mut threads = vec![devices::spawn_capture(
         &config.microphone.backend,
         mic,
@@ -89,25 +84,20 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         stop_devices.clone(),
         dropped.clone(),
     )];
-    let button = ButtonSpec {
-        device: config.button.device.clone(),
-        epoch: options.epoch,
-        pull: Default::default(),
-        active_low: true,
-        debounce: std::time::Duration::from_millis(20),
-    };
+    let button = devices::button_spec(&config, options.epoch);
     threads.push(devices::spawn_button(
         &config.button.backend,
         button,
+        config.button.mode,
         button_tx,
         fault_tx.clone(),
         stop_devices.clone(),
     ));
     let led = LedSpec {
         device: config.led.device.clone(),
-        active_low: false,
-        count: 3,
-        brightness: 0.3,
+        active_low: config.led.active_low,
+        count: config.led.count,
+        brightness: config.led.brightness,
         probe: options.probes.led.clone(),
     };
     threads.push(devices::spawn_led(&config.led.backend, led, led_rx, fault_tx.clone(), stop_devices.clone()));
@@ -212,13 +202,7 @@ fn spawn_playback(
     events: mpsc::UnboundedSender<PlaybackEvent>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<DeviceThread> {
-    let spec = SpeakerSpec {
-        device: config.speaker.device.clone(),
-        sample_rate: config.speaker.sample_rate,
-        buffer_ms: config.playback.buffer_ms,
-        realtime: config.speaker.realtime,
-        probe: probes.speaker.clone(),
-    };
+    let spec = devices::speaker_spec(config, probes.speaker.clone());
     let frame = crate::audio::duration_of(codec::frame_samples(config.audio.frame_ms), CODEC_RATE);
     let jitter = JitterConfig {
         frame,

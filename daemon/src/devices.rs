@@ -16,11 +16,37 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use pivox_hal::backend::{self, ButtonSpec, LedSpec, MicSpec};
+use pivox_hal::backend::{self, ButtonSpec, LedSpec, MicSpec, SpeakerSpec};
+use pivox_hal::sim::SpeakerProbe;
 use pivox_hal::{ButtonEvent, LedState};
 use tokio::sync::mpsc;
 
 use crate::audio::{CapturedFrame, FrameBuf};
+use crate::config::Config;
+
+/// What to open for the configured microphone.
+pub fn mic_spec(config: &Config, epoch: Instant) -> MicSpec {
+    let m = &config.microphone;
+    MicSpec { device: m.device.clone(), sample_rate: m.sample_rate, realtime: m.realtime, epoch }
+}
+
+/// What to open for the configured button (the press mode is applied on top).
+pub fn button_spec(config: &Config, epoch: Instant) -> ButtonSpec {
+    let b = &config.button;
+    ButtonSpec { device: b.device.clone(), epoch, pull: b.pull, active_low: b.active_low, debounce: b.debounce }
+}
+
+/// What to open for the configured speaker; `probe` records what a `sim` speaker played.
+pub fn speaker_spec(config: &Config, probe: SpeakerProbe) -> SpeakerSpec {
+    let s = &config.speaker;
+    SpeakerSpec {
+        device: s.device.clone(),
+        sample_rate: s.sample_rate,
+        buffer_ms: config.playback.buffer_ms,
+        realtime: s.realtime,
+        probe,
+    }
+}
 
 /// A device failure, for the main loop to log and act on.
 #[derive(Debug)]
@@ -169,10 +195,11 @@ pub fn spawn_capture(
     })
 }
 
-/// The button thread: forwards debounced edges.
+/// The button thread: forwards debounced edges, as `mode` means them (hold or tap).
 pub fn spawn_button(
     backend_name: &str,
     spec: ButtonSpec,
+    mode: pivox_hal::button_mode::PressMode,
     events: mpsc::Sender<ButtonEvent>,
     faults: mpsc::UnboundedSender<Fault>,
     stop: Arc<AtomicBool>,
@@ -180,7 +207,8 @@ pub fn spawn_button(
     let open = backend::find(backend::BUTTONS, backend_name);
     DeviceThread::spawn("button", move || {
         let report = |fault: Fault| drop(faults.send(fault));
-        let Some(mut button) = open_retrying(&open, &spec, &report, "button", &stop) else { return };
+        let Some(button) = open_retrying(&open, &spec, &report, "button", &stop) else { return };
+        let mut button = mode.wrap(button);
         while !stop.load(Ordering::Relaxed) {
             match button.next_event(Duration::from_millis(50)) {
                 Ok(Some(event)) => {
@@ -199,7 +227,7 @@ pub fn spawn_button(
                     drop(button);
                     sleep_unless_stopped(RETRY_FIRST, &stop);
                     let Some(reopened) = open_retrying(&open, &spec, &report, "button", &stop) else { return };
-                    button = reopened;
+                    button = mode.wrap(reopened);
                 }
             }
         }

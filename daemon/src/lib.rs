@@ -12,4 +12,5 @@ pub mod metrics;
 pub mod playback;
 pub mod server;
 pub mod session;
+pub mod tools;
 pub mod uplink;

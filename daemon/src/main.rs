@@ -50,12 +50,37 @@ enum Command {
         #[arg(long)]
         save_dir: Option<PathBuf>,
     },
+    /// List sound devices, GPIO chips and SPI devices, with the names the config takes.
+    Devices,
+    /// Print each press and release of the configured button, with timing (a wiring check).
+    TestButton {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        /// Stop after this many edges [default: run until Ctrl-C].
+        #[arg(long)]
+        count: Option<u32>,
+    },
+    /// Record from the configured microphone, play it back, report level and clipping.
+    TestAudio {
+        #[arg(long, short)]
+        config: Option<PathBuf>,
+        #[arg(long, default_value_t = 3.0, value_parser = parse_seconds)]
+        seconds: f64,
+    },
     /// One simulated turn against a local reference server, with a timeline.
     Demo {
         /// Where to write the played reply.
         #[arg(long, default_value = "target/demo/reply.wav")]
         out: PathBuf,
     },
+}
+
+/// A recording length: 0.1 to 60 seconds.
+fn parse_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if (0.1..=60.0).contains(&s) => Ok(s),
+        _ => Err(format!("`{text}`: a number of seconds from 0.1 to 60 is expected")),
+    }
 }
 
 fn main() -> ExitCode {
@@ -69,6 +94,17 @@ fn main() -> ExitCode {
         Command::Serve { listen, reply_wav, codecs, token_file, save_dir } => {
             serve_options(listen, reply_wav, codecs, token_file, save_dir).and_then(|options| block_on(serve(options)))
         }
+        Command::Devices => {
+            print!("{}", pivox::tools::devices_report());
+            Ok(())
+        }
+        Command::TestButton { config, count } => load(config.as_deref())
+            .and_then(|config| pivox::tools::test_button(&config, count, &mut |line| println!("{line}"))),
+        Command::TestAudio { config, seconds } => load(config.as_deref()).and_then(|config| {
+            let check = pivox::tools::test_audio(&config, seconds, &mut |line| println!("{line}"))?;
+            println!("{}", check.verdict());
+            Ok(())
+        }),
         Command::Demo { out } => block_on(async move { pivox::demo::run(&out).await }),
     };
     match result {

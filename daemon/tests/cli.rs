@@ -194,3 +194,73 @@ fn sigterm_stops_the_daemon_cleanly_and_promptly() {
     let log: Vec<String> = lines.try_iter().collect();
     assert!(log.iter().any(|l| l.contains("stopping: SIGTERM")), "{log:?}");
 }
+
+#[test]
+fn gpio_off_a_pi_stops_the_daemon_with_a_message_that_says_why() {
+    let dir = temp_dir("cli-gpio");
+    let text = config_text("ws://127.0.0.1:9/", "", "")
+        .replace("[button]\nbackend = \"sim\"\ndevice = \"\"\n", "[button]\nbackend = \"gpio\"\ndevice = \"17\"\n");
+    assert!(text.contains("backend = \"gpio\""), "{text}");
+    std::fs::write(dir.join("pivox.toml"), text).unwrap();
+    let out = Command::new(PIVOX).args(["run", "--config"]).arg(dir.join("pivox.toml")).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    if std::path::Path::new("/proc/device-tree/model").exists() {
+        return; // On a real Pi this opens the pin instead.
+    }
+    assert_eq!(out.status.code(), Some(1), "{log}");
+    assert!(log.contains("GPIO needs a Raspberry Pi (this machine is not one); use backend = \"sim\""), "{log}");
+}
+
+#[test]
+fn the_hardware_tools_report_devices_button_edges_and_audio_levels() {
+    let devices = Command::new(PIVOX).arg("devices").output().unwrap();
+    let text = String::from_utf8_lossy(&devices.stdout);
+    assert!(devices.status.success(), "{}", String::from_utf8_lossy(&devices.stderr));
+    for section in ["Microphones (ALSA capture)", "Speakers (ALSA playback)", "GPIO:", "GPIO chips:", "SPI devices"] {
+        assert!(text.contains(section), "{text}");
+    }
+
+    let dir = temp_dir("cli-tools");
+    let text = config_text("ws://127.0.0.1:9/", "press 0.1, release 0.35, press 0.5, release 0.6", "");
+    std::fs::write(dir.join("pivox.toml"), text).unwrap();
+    let out = Command::new(PIVOX)
+        .args(["test-button", "--count", "4", "--config"])
+        .arg(dir.join("pivox.toml"))
+        .output()
+        .unwrap();
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    assert!(out.status.success() && lines.len() == 5, "{lines:?}");
+    assert!(lines[2].contains("released (held 0.250 s)"), "{lines:?}");
+    assert!(lines[4].contains("released (held 0.100 s)"), "{lines:?}");
+
+    // test-audio through the real ALSA library: a file-plugin microphone reading the speech
+    // sample and a file-plugin speaker, so the loop back is checked sample for sample.
+    let speech = speech();
+    let raw = |samples: &[i16]| samples.iter().flat_map(|s| s.to_le_bytes()).collect::<Vec<u8>>();
+    std::fs::write(dir.join("in.raw"), raw(&speech)).unwrap();
+    let d = dir.display();
+    std::fs::write(
+        dir.join("asound.conf"),
+        format!(
+            "pcm.testmic {{ type file slave.pcm \"null\" file \"/dev/null\" infile \"{d}/in.raw\" format \"raw\" }}\n\
+             pcm.testspk {{ type file slave.pcm \"null\" file \"{d}/out.raw\" format \"raw\" }}\n"
+        ),
+    )
+    .unwrap();
+    let text = "[server]\nurl = \"ws://127.0.0.1:9/\"\n[microphone]\nbackend = \"alsa\"\ndevice = \"testmic\"\n\
+         [speaker]\nbackend = \"alsa\"\ndevice = \"testspk\"\n[button]\nbackend = \"sim\"\n[led]\nbackend = \"sim\"\n";
+    std::fs::write(dir.join("alsa.toml"), text).unwrap();
+    let out = Command::new(PIVOX)
+        .args(["test-audio", "--seconds", "1", "--config"])
+        .arg(dir.join("alsa.toml"))
+        .env("ALSA_CONFIG_PATH", format!("/usr/share/alsa/alsa.conf:{d}/asound.conf"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("1.0 s recorded: level") && stdout.contains("0 clipped"), "{stdout}");
+    let played: Vec<i16> =
+        std::fs::read(dir.join("out.raw")).unwrap().chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])).collect();
+    assert!(played.len() >= 16_000, "{} samples played", played.len());
+    assert_eq!(&played[..16_000], &speech[..16_000], "recorded and played back sample for sample");
+}

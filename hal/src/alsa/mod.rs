@@ -25,14 +25,16 @@
 mod capture;
 mod playback;
 
+/// Capture or playback, for [`devices`].
+pub use alsa::Direction;
 pub use capture::AlsaMicrophone;
 pub use playback::AlsaSpeaker;
 
 use std::ffi::CString;
 use std::fmt;
 
+use alsa::ValueOr;
 use alsa::pcm::{Access, Format, HwParams, PCM};
-use alsa::{Direction, ValueOr};
 
 use crate::backend::{MicSpec, SpeakerSpec};
 use crate::{Error, ErrorKind, Microphone, Result, Speaker};
