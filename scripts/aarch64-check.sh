@@ -6,7 +6,9 @@
 set -euo pipefail
 
 bin=${1:-target/aarch64-unknown-linux-gnu/release/pivox}
-qemu=(qemu-aarch64-static -L /usr/aarch64-linux-gnu)
+# The multiarch arm64 libs (libc6:arm64, libasound2:arm64) are found at their usual paths.
+# No `-L /usr/aarch64-linux-gnu`: that ld.so with the multiarch libc hangs at the first thread.
+qemu=(qemu-aarch64-static)
 [ -x "$bin" ] || { echo "error: $bin not found; run make aarch64 first" >&2; exit 1; }
 file -b "$bin" | grep -q 'ARM aarch64' || { echo "error: $bin is not an aarch64 ELF: $(file -b "$bin")" >&2; exit 1; }
 

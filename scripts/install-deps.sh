@@ -21,7 +21,7 @@ if ((${#missing[@]})); then
 fi
 
 if ! command -v cargo >/dev/null; then
-  echo "error: cargo not found. Install Rust 1.85 or newer with rustup (https://rustup.rs), then run this again." >&2
+  echo "error: cargo not found. Install Rust 1.87 or newer with rustup (https://rustup.rs), then run this again." >&2
   exit 1
 fi
 for component in clippy rustfmt; do
