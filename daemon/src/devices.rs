@@ -138,6 +138,28 @@ pub fn open_retrying<S, D>(
     None
 }
 
+/// After `failed` broke while in use: reports `error`, and if it may pass, closes the device
+/// and opens it again (retrying). `None`: give up — the failure is permanent or we stop.
+fn reopen_after<S, D, F>(
+    error: pivox_hal::Error,
+    failed: F,
+    open: &pivox_hal::Result<fn(&S) -> pivox_hal::Result<D>>,
+    spec: &S,
+    report: &dyn Fn(Fault),
+    device: &'static str,
+    stop: &AtomicBool,
+) -> Option<D> {
+    let fault = Fault { device, error };
+    let transient = fault.is_transient();
+    report(fault);
+    if !transient {
+        return None;
+    }
+    drop(failed);
+    sleep_unless_stopped(RETRY_FIRST, stop);
+    open_retrying(open, spec, report, device, stop)
+}
+
 /// Sleeps `duration` in short steps so that a stop request is not kept waiting.
 fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) {
     let deadline = Instant::now() + duration;
@@ -179,15 +201,9 @@ pub fn spawn_capture(
                 }
                 Err(error) => {
                     // The backend already tried to recover in place; start over from open.
-                    let fault = Fault { device: "microphone", error };
-                    let transient = fault.is_transient();
-                    report(fault);
-                    if !transient {
+                    let Some(reopened) = reopen_after(error, mic, &open, &spec, &report, "microphone", &stop) else {
                         return;
-                    }
-                    drop(mic);
-                    sleep_unless_stopped(RETRY_FIRST, &stop);
-                    let Some(reopened) = open_retrying(&open, &spec, &report, "microphone", &stop) else { return };
+                    };
                     mic = reopened;
                 }
             }
@@ -218,15 +234,9 @@ pub fn spawn_button(
                 }
                 Ok(None) => {}
                 Err(error) => {
-                    let fault = Fault { device: "button", error };
-                    let transient = fault.is_transient();
-                    report(fault);
-                    if !transient {
+                    let Some(reopened) = reopen_after(error, button, &open, &spec, &report, "button", &stop) else {
                         return;
-                    }
-                    drop(button);
-                    sleep_unless_stopped(RETRY_FIRST, &stop);
-                    let Some(reopened) = open_retrying(&open, &spec, &report, "button", &stop) else { return };
+                    };
                     button = mode.wrap(reopened);
                 }
             }
