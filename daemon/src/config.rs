@@ -35,12 +35,26 @@ pub struct ServerConfig {
     pub kind: String,
     pub url: String,
     pub token: Option<Secret>,
+    /// Where the token came from, when it was a file (Home Assistant re-reads it after
+    /// rejecting a token).
+    pub token_file: Option<PathBuf>,
     pub ca_file: Option<PathBuf>,
     pub ping_interval: Duration,
     pub ping_timeout: Duration,
     pub reconnect_min: Duration,
     pub reconnect_max: Duration,
+    /// Home Assistant: the pipeline id (`None`: HA's preferred pipeline).
+    pub pipeline: Option<String>,
+    /// Home Assistant: the device id runs are attributed to.
+    pub device_id: Option<String>,
+    /// Home Assistant: let HA's voice-activity detection end the speech (off: the button does).
+    pub server_vad: bool,
+    /// Home Assistant: a turn within this long of the last answer continues its conversation.
+    pub conversation_timeout: Duration,
 }
+
+/// The path HA's WebSocket API lives at.
+pub const HOMEASSISTANT_PATH: &str = "/api/websocket";
 
 #[derive(Debug, Clone)]
 pub struct AudioConfig {
@@ -112,6 +126,37 @@ impl fmt::Debug for Secret {
     }
 }
 
+fn is_token(token: &str) -> bool {
+    !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic())
+}
+
+/// Reads a token file: one token, surrounding whitespace ignored.
+pub fn read_token_file(path: &Path) -> Result<Secret, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(format!("{} is empty", path.display()));
+    }
+    if !is_token(token) {
+        return Err(format!("{} holds characters a token cannot have (spaces, control or non-ASCII)", path.display()));
+    }
+    Ok(Secret(token.to_string()))
+}
+
+/// Home Assistant's WebSocket URL from what a user is likely to write: HA's web address
+/// (`http://homeassistant.local:8123`) or the WebSocket URL itself.
+fn homeassistant_url(url: &str) -> String {
+    let url = url.trim_end_matches('/');
+    let (scheme, rest) = match url.split_once("://") {
+        Some(("http", rest)) => ("ws", rest),
+        Some(("https", rest)) => ("wss", rest),
+        Some((scheme, rest)) => (scheme, rest),
+        None => ("ws", url),
+    };
+    let rest = rest.strip_suffix(HOMEASSISTANT_PATH).unwrap_or(rest);
+    format!("{scheme}://{rest}{HOMEASSISTANT_PATH}")
+}
+
 /// A config problem, on one line: `FILE:LINE: KEY: what is wrong`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -165,12 +210,17 @@ struct RawFile {
 struct RawServer {
     kind: String,
     url: String,
+    token: String,
     token_file: String,
     ca_file: String,
     ping_interval_ms: u64,
     ping_timeout_ms: u64,
     reconnect_min_ms: u64,
     reconnect_max_ms: u64,
+    pipeline: String,
+    device_id: String,
+    server_vad: bool,
+    conversation_timeout_s: f64,
 }
 
 impl Default for RawServer {
@@ -178,12 +228,17 @@ impl Default for RawServer {
         Self {
             kind: "pivox".into(),
             url: String::new(),
+            token: String::new(),
             token_file: String::new(),
             ca_file: String::new(),
             ping_interval_ms: 2_000,
             ping_timeout_ms: 5_000,
             reconnect_min_ms: 500,
             reconnect_max_ms: 30_000,
+            pipeline: String::new(),
+            device_id: String::new(),
+            server_vad: false,
+            conversation_timeout_s: 300.0,
         }
     }
 }
@@ -423,22 +478,38 @@ impl Document<'_> {
         self.check(!s.url.is_empty(), "server.url", || {
             "missing: the voice server's address, e.g. ws://192.168.1.10:8765/".into()
         })?;
-        let uri: Result<tokio_tungstenite::tungstenite::http::Uri, _> = s.url.parse();
+        let homeassistant = s.kind == "homeassistant";
+        let url = if homeassistant { homeassistant_url(&s.url) } else { s.url.clone() };
+        let uri: Result<tokio_tungstenite::tungstenite::http::Uri, _> = url.parse();
         let scheme_ok = uri.as_ref().is_ok_and(|u| matches!(u.scheme_str(), Some("ws" | "wss")) && u.host().is_some());
-        self.check(scheme_ok, "server.url", || format!("`{}` is not a ws:// or wss:// address with a host", s.url))?;
-        let token = if s.token_file.is_empty() {
-            None
-        } else {
-            let path = self.path(&s.token_file);
-            let text = std::fs::read_to_string(&path)
-                .map_err(|e| self.error("server.token_file", format!("cannot read {}: {e}", path.display())))?;
-            let token = text.trim().to_string();
-            self.check(!token.is_empty(), "server.token_file", || format!("{} is empty", path.display()))?;
-            self.check(token.bytes().all(|b| b.is_ascii_graphic()), "server.token_file", || {
-                format!("{} holds characters a token cannot have (spaces, control or non-ASCII)", path.display())
-            })?;
-            Some(Secret(token))
+        self.check(scheme_ok, "server.url", || {
+            if homeassistant {
+                format!("`{}` is not Home Assistant's address, e.g. http://homeassistant.local:8123", s.url)
+            } else {
+                format!("`{}` is not a ws:// or wss:// address with a host", s.url)
+            }
+        })?;
+        self.check(s.token.is_empty() || s.token_file.is_empty(), "server.token", || {
+            "set token or token_file, not both".into()
+        })?;
+        let token_file = (!s.token_file.is_empty()).then(|| self.path(&s.token_file));
+        let token = match &token_file {
+            Some(path) => Some(read_token_file(path).map_err(|e| self.error("server.token_file", e))?),
+            None if s.token.is_empty() => None,
+            None => {
+                self.check(is_token(&s.token), "server.token", || {
+                    "holds characters a token cannot have (spaces, control or non-ASCII)".into()
+                })?;
+                Some(Secret(s.token))
+            }
         };
+        self.check(!homeassistant || token.is_some(), "server.token_file", || {
+            "missing: Home Assistant needs a long-lived access token (docs/homeassistant.md)".into()
+        })?;
+        let optional = |value: String| (!value.is_empty()).then_some(value);
+        self.check((0.0..=86_400.0).contains(&s.conversation_timeout_s), "server.conversation_timeout_s", || {
+            "0 (never continue) to 86400 seconds".into()
+        })?;
         let ca_file = (!s.ca_file.is_empty()).then(|| self.path(&s.ca_file));
         if let Some(ca) = &ca_file {
             self.check(ca.is_file(), "server.ca_file", || format!("{} does not exist", ca.display()))?;
@@ -453,13 +524,18 @@ impl Document<'_> {
         })?;
         Ok(ServerConfig {
             kind: s.kind,
-            url: s.url,
+            url,
             token,
+            token_file,
             ca_file,
             ping_interval: Duration::from_millis(s.ping_interval_ms),
             ping_timeout: Duration::from_millis(s.ping_timeout_ms),
             reconnect_min: Duration::from_millis(s.reconnect_min_ms),
             reconnect_max: Duration::from_millis(s.reconnect_max_ms),
+            pipeline: optional(s.pipeline),
+            device_id: optional(s.device_id),
+            server_vad: s.server_vad,
+            conversation_timeout: Duration::from_secs_f64(s.conversation_timeout_s),
         })
     }
 

@@ -68,7 +68,8 @@ fn server_problems_are_explained() {
     assert!(ping.to_string().contains("longer than ping_interval_ms"));
     let kind = parse(&MINIMAL.replace("[server]\n", "[server]\nkind = \"mqtt\"\n")).unwrap_err();
     assert!(
-        kind.to_string().starts_with("test.toml:2: server.kind: unknown server kind `mqtt` (known: pivox)"),
+        kind.to_string()
+            .starts_with("test.toml:2: server.kind: unknown server kind `mqtt` (known: pivox, homeassistant)"),
         "{kind}"
     );
     let dup = parse(&format!("{MINIMAL}[server]\n")).unwrap_err();
@@ -144,4 +145,44 @@ fn the_respeaker_preset_fills_in_button_and_leds_unless_the_file_says_otherwise(
     assert_eq!(own.led.backend, "sim");
     let e = parse(&format!("preset = \"respeaker-4mic\"\n{MINIMAL}")).err().unwrap().to_string();
     assert!(e.contains("test.toml:1: preset: unknown preset `respeaker-4mic` (known: respeaker-2mic)"), "{e}");
+}
+
+#[test]
+fn home_assistant_takes_its_web_address_and_needs_a_token() {
+    let ha = |url: &str, extra: &str| {
+        MINIMAL.replace(
+            "[server]\nurl = \"ws://127.0.0.1:1/\"\n",
+            &format!("[server]\nkind = \"homeassistant\"\nurl = \"{url}\"\n{extra}"),
+        )
+    };
+    let token = "token = \"abc.def\"\n";
+    for (given, ws) in [
+        ("http://homeassistant.local:8123", "ws://homeassistant.local:8123/api/websocket"),
+        ("https://ha.example/", "wss://ha.example/api/websocket"),
+        ("ws://10.0.0.2:8123/api/websocket", "ws://10.0.0.2:8123/api/websocket"),
+        ("homeassistant.local:8123", "ws://homeassistant.local:8123/api/websocket"),
+    ] {
+        let c = parse(&ha(given, token)).unwrap().config;
+        assert_eq!(c.server.url, ws, "{given}");
+        assert_eq!(c.server.token.as_ref().map(Secret::expose), Some("abc.def"));
+    }
+    let c =
+        parse(&ha("http://ha:8123", &format!("{token}pipeline = \"01h\"\ndevice_id = \"d1\"\nserver_vad = true\n")))
+            .unwrap()
+            .config;
+    assert_eq!((c.server.pipeline.as_deref(), c.server.device_id.as_deref()), (Some("01h"), Some("d1")));
+    assert!(c.server.server_vad);
+    assert_eq!(c.server.conversation_timeout, Duration::from_secs(300));
+
+    let missing = parse(&ha("http://ha:8123", "")).unwrap_err().to_string();
+    assert!(
+        missing.contains("server.token_file: missing: Home Assistant needs a long-lived access token"),
+        "{missing}"
+    );
+    let both = parse(&ha("http://ha:8123", "token = \"a\"\ntoken_file = \"t\"\n")).unwrap_err().to_string();
+    assert!(both.contains("server.token: set token or token_file, not both"), "{both}");
+    let spaced = parse(&ha("http://ha:8123", "token = \"a b\"\n")).unwrap_err();
+    assert!(!spaced.to_string().contains("a b"), "the bad token is not echoed: {spaced}");
+    let bad = parse(&ha("ftp://ha", token)).unwrap_err().to_string();
+    assert!(bad.contains("is not Home Assistant's address"), "{bad}");
 }

@@ -111,6 +111,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         server: config.server.clone(),
         codecs: config.audio.codecs.clone(),
         frame_ms: config.audio.frame_ms,
+        session: config.session,
     };
     let link = spawn_link(params)?;
     let link::LinkHandle { commands, events: mut link_events, counters, task } = link;
@@ -133,6 +134,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         turns: options.turns,
         metrics_out: options.metrics_out,
         stray_reply_frames: 0,
+        link_refused: false,
     };
     daemon.set_led(LedState::Disconnected);
     log::info!(
@@ -254,10 +256,14 @@ struct Daemon {
     turns: Option<u32>,
     metrics_out: Option<PathBuf>,
     stray_reply_frames: u32,
+    /// The server refused pivox's credentials (Home Assistant: `auth_invalid`).
+    link_refused: bool,
 }
 
 impl Daemon {
     fn set_led(&self, state: LedState) {
+        // Refused credentials need the user, not patience: show an error, not "connecting".
+        let state = if self.link_refused && state == LedState::Disconnected { LedState::Error } else { state };
         let _ = self.led.send(state);
     }
 
@@ -315,11 +321,19 @@ impl Daemon {
             LinkEvent::Up { codec, server } => {
                 log::info!("ready: connected to {server}, codec {codec}; hold the button to talk");
                 self.codec = Some(codec);
+                self.link_refused = false;
                 Event::LinkUp
             }
-            LinkEvent::Down { .. } => {
+            LinkEvent::Down { refused, .. } => {
                 self.codec = None;
+                self.link_refused = refused;
                 Event::LinkDown
+            }
+            LinkEvent::ReplyAnnounced { turn, at } => {
+                if let Some(clock) = self.clock.as_mut().filter(|c| c.turn == turn) {
+                    clock.reply_announced_at = Some(at);
+                }
+                return;
             }
             LinkEvent::ReplyStart { turn } => {
                 if self.session.reply_turn() == Some(turn)
@@ -363,6 +377,10 @@ impl Daemon {
             }
             LinkEvent::Transcript { turn, text } => return log::info!("turn {turn}: heard \"{text}\""),
             LinkEvent::ReplyText { turn, text } => return log::info!("turn {turn}: reply \"{text}\""),
+            LinkEvent::ServerError { turn: Some(turn), code, message } if code == "stt-no-text-recognized" => {
+                log::info!("turn {turn}: {message}");
+                Event::NotUnderstood(turn)
+            }
             LinkEvent::ServerError { turn, code, message } => {
                 log::warn!(
                     "server error{}: {code}: {message}",

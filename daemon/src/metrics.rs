@@ -18,6 +18,8 @@ pub struct TurnClock {
     pub released_at: Option<Instant>,
     pub end_sent_at: Option<Instant>,
     pub first_reply_at: Option<Instant>,
+    /// When the server said where the reply is (Home Assistant's `tts-end`).
+    pub reply_announced_at: Option<Instant>,
     pub first_sample_at: Option<Instant>,
     pub frames_sent: u32,
     pub samples_sent: u64,
@@ -35,6 +37,10 @@ pub struct TurnMetrics {
     pub release_to_end_ms: Option<f64>,
     pub end_to_first_reply_ms: Option<f64>,
     pub reply_to_first_sample_ms: Option<f64>,
+    /// Home Assistant: `tts-end` → first reply sample handed to the speaker (fetch, decode,
+    /// jitter buffer).
+    #[serde(default)]
+    pub announced_to_first_sample_ms: Option<f64>,
     pub frames_sent: u32,
     pub frames_dropped: u64,
     pub audio_sent_ms: f64,
@@ -64,6 +70,7 @@ impl TurnClock {
             released_at: None,
             end_sent_at: None,
             first_reply_at: None,
+            reply_announced_at: None,
             first_sample_at: None,
             frames_sent: 0,
             samples_sent: 0,
@@ -82,6 +89,7 @@ impl TurnClock {
             release_to_end_ms: between(self.released_at, self.end_sent_at),
             end_to_first_reply_ms: between(self.end_sent_at, self.first_reply_at),
             reply_to_first_sample_ms: between(self.first_reply_at, self.first_sample_at),
+            announced_to_first_sample_ms: between(self.reply_announced_at, self.first_sample_at),
             frames_sent: self.frames_sent,
             frames_dropped: dropped - self.dropped_at_start,
             audio_sent_ms: self.samples_sent as f64 * 1000.0 / f64::from(rate),
@@ -116,6 +124,9 @@ impl fmt::Display for TurnMetrics {
             self.bytes_up,
             self.bytes_down,
         )?;
+        if let Some(fetch) = self.announced_to_first_sample_ms {
+            write!(f, "; reply URL→speaker {fetch:.1} ms")?;
+        }
         if let (Some(delay), Some(target)) = (self.jitter_first_delay_ms, self.jitter_target_ms) {
             write!(
                 f,

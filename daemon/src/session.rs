@@ -7,7 +7,8 @@
 //! ```
 //! A press in Waiting or Playing is a barge-in: the old turn is cancelled, its reply
 //! silenced, and a new turn starts at once. A link failure or server error during a turn
-//! gives the error earcon and returns to Idle. A press while the link is down gives the
+//! gives the error earcon and returns to Idle; a turn the server heard no words in gives
+//! the "didn't catch that" earcon instead, with the LED back to idle. A press while the link is down gives the
 //! error earcon and records nothing: the user presses again once the link is back.
 //!
 //! No I/O and no clock: time arrives inside the events, and [`Session::next_deadline`] tells
@@ -51,6 +52,8 @@ pub enum Event {
     ReplyEnded(TurnId),
     /// The server reported an error for this turn (or for the connection: `None`).
     ServerError(Option<TurnId>),
+    /// The server heard no words in this turn's audio: nothing is broken, ask again.
+    NotUnderstood(TurnId),
     /// The last sample of the reply to this turn has been played.
     PlaybackFinished(TurnId),
     Tick(Instant),
@@ -77,6 +80,8 @@ pub enum Outcome {
     LinkLost,
     ReplyTimeout,
     ServerError,
+    /// The server recognised no words.
+    NotUnderstood,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -232,6 +237,12 @@ impl Session {
             }
             (State::Playing { turn, .. }, Event::PlaybackFinished(t)) if t == turn => {
                 self.finish(turn, Outcome::Completed, &mut act);
+            }
+            (State::Listening { turn, .. } | State::Waiting { turn, .. }, Event::NotUnderstood(t)) if t == turn => {
+                self.state = State::Idle;
+                act(Action::Earcon(Earcon::NotUnderstood));
+                act(Action::TurnDone(turn, Outcome::NotUnderstood));
+                act(Action::Led(LedState::Idle));
             }
             (state, Event::ServerError(t)) => {
                 let current = match state {

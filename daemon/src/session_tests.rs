@@ -204,3 +204,21 @@ fn stray_events_in_idle_do_nothing() {
         assert!(s.handle(e).is_empty(), "{e:?}");
     }
 }
+
+#[test]
+fn a_turn_with_no_words_in_it_gets_its_own_earcon_and_no_error_light() {
+    let (mut s, t0) = connected();
+    s.handle(Event::Pressed(t0));
+    s.handle(Event::Released(ms(t0, 1000)));
+    assert_eq!(
+        s.handle(Event::NotUnderstood(1)).as_slice(),
+        [
+            Action::Earcon(Earcon::NotUnderstood),
+            Action::TurnDone(1, Outcome::NotUnderstood),
+            Action::Led(LedState::Idle)
+        ]
+    );
+    assert_eq!(s.state(), State::Idle);
+    // A late report about a turn that is over changes nothing.
+    assert!(s.handle(Event::NotUnderstood(1)).is_empty());
+}

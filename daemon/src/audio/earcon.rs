@@ -11,10 +11,13 @@ pub enum Earcon {
     Release,
     Error,
     Reconnected,
+    /// The server heard nothing it could turn into words: "didn't catch that".
+    NotUnderstood,
 }
 
 impl Earcon {
-    pub const ALL: [Earcon; 4] = [Earcon::Press, Earcon::Release, Earcon::Error, Earcon::Reconnected];
+    pub const ALL: [Earcon; 5] =
+        [Earcon::Press, Earcon::Release, Earcon::Error, Earcon::Reconnected, Earcon::NotUnderstood];
 
     /// (frequency Hz, duration ms) of each tone, with 0 Hz as a pause.
     fn tones(self) -> &'static [(f32, u32)] {
@@ -23,6 +26,8 @@ impl Earcon {
             Earcon::Release => &[(880.0, 40), (660.0, 50)],
             Earcon::Error => &[(330.0, 120), (0.0, 60), (330.0, 120)],
             Earcon::Reconnected => &[(523.0, 80), (784.0, 100)],
+            // A questioning rise, softer than the error's repeated low tone.
+            Earcon::NotUnderstood => &[(440.0, 90), (0.0, 40), (554.0, 140)],
         }
     }
 
@@ -49,7 +54,7 @@ impl Earcon {
 /// All earcons rendered once for one speaker rate and volume.
 #[derive(Debug, Clone)]
 pub struct EarconBank {
-    sounds: [Vec<i16>; 4],
+    sounds: [Vec<i16>; 5],
 }
 
 impl EarconBank {

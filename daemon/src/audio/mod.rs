@@ -1,11 +1,14 @@
-//! Audio cores with no I/O: pre-roll ring, codecs, jitter buffer, earcons.
+//! Audio cores with no I/O: pre-roll ring, codecs, jitter buffer, earcons, and the media
+//! decoder for replies that arrive as files.
 //!
-//! Everything that runs per frame works in buffers allocated once, up front.
+//! Everything that runs per frame works in buffers allocated once, up front (the media
+//! decoder, which runs once per reply on its own thread, is the exception).
 
 pub mod codec;
 pub mod compare;
 pub mod earcon;
 pub mod jitter;
+pub mod media;
 pub mod preroll;
 
 use std::time::{Duration, Instant};

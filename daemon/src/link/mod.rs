@@ -4,8 +4,10 @@
 //!
 //! Backends, by `[server] kind`:
 //! - `pivox`: pivox protocol v1 over WebSocket (`docs/protocol.md`).
+//! - `homeassistant`: Home Assistant Assist over HA's WebSocket API (`docs/homeassistant.md`).
 
 pub mod backoff;
+pub mod homeassistant;
 pub mod pivox;
 pub mod protocol;
 pub mod tls;
@@ -53,6 +55,13 @@ pub enum Event {
     },
     Down {
         reason: String,
+        /// The server refused pivox's credentials: the user has to act (LED error state).
+        refused: bool,
+    },
+    /// The server has said where the reply is (Home Assistant: `tts-end`); its audio follows.
+    ReplyAnnounced {
+        turn: TurnId,
+        at: Instant,
     },
     ReplyStart {
         turn: TurnId,
@@ -109,6 +118,8 @@ pub struct LinkParams {
     pub server: ServerConfig,
     pub codecs: Vec<Codec>,
     pub frame_ms: u32,
+    /// The session's limits (Home Assistant is told how long a run may take).
+    pub session: crate::session::Limits,
 }
 
 /// The caller's end of a running link task.
@@ -131,7 +142,7 @@ pub async fn join(mut task: tokio::task::JoinHandle<()>, limit: std::time::Durat
 pub type Spawner = fn(LinkParams) -> Result<LinkHandle, String>;
 
 /// Link backends by `[server] kind`, the default first.
-pub const LINKS: &[(&str, Spawner)] = &[("pivox", pivox::spawn)];
+pub const LINKS: &[(&str, Spawner)] = &[("pivox", pivox::spawn), ("homeassistant", homeassistant::spawn)];
 
 pub fn find(kind: &str) -> Option<Spawner> {
     LINKS.iter().find(|(name, _)| *name == kind).map(|(_, spawn)| *spawn)

@@ -67,7 +67,7 @@ impl Link {
                         Ended::Closed => return,
                         Ended::Lost(reason) => {
                             log::warn!("lost the connection to {}: {reason}", server.url);
-                            self.emit(Event::Down { reason }).await;
+                            self.emit(Event::Down { reason, refused: false }).await;
                         }
                     }
                 }
@@ -76,7 +76,7 @@ impl Link {
                     // Say it once; repeats of the same failure go to debug so the journal stays readable.
                     if failures == 1 {
                         log::warn!("cannot connect to {}: {reason}; retrying with backoff", server.url);
-                        self.emit(Event::Down { reason }).await;
+                        self.emit(Event::Down { reason, refused: false }).await;
                     } else {
                         log::debug!("attempt {failures} to connect to {} failed: {reason}", server.url);
                     }

@@ -17,29 +17,50 @@ pub fn connector(server: &ServerConfig) -> Result<Option<Connector>, String> {
     if !server.url.to_ascii_lowercase().starts_with("wss://") {
         return Ok(None);
     }
+    let trusted = TrustedRoots::load(server)?;
     let mut roots = rustls::RootCertStore::empty();
-    let native = rustls_native_certs::load_native_certs();
-    let (added, _) = roots.add_parsable_certificates(native.certs);
-    if let Some(ca_file) = &server.ca_file {
-        let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(ca_file)
-            .and_then(|certs| certs.collect())
-            .map_err(|e| format!("server.ca_file {}: not a PEM certificate file: {e}", ca_file.display()))?;
-        if certs.is_empty() {
-            return Err(format!("server.ca_file {}: holds no certificate", ca_file.display()));
-        }
-        for cert in certs {
-            roots.add(cert).map_err(|e| format!("server.ca_file {}: {e}", ca_file.display()))?;
-        }
-    } else if added == 0 {
-        return Err("no CA certificates found on this system (install ca-certificates) and no server.ca_file".into());
+    roots.add_parsable_certificates(trusted.system);
+    for cert in trusted.extra {
+        roots.add(cert).map_err(|e| format!("server.ca_file: {e}"))?;
     }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ClientConfig::builder_with_provider(provider)
+    let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| format!("TLS setup: {e}"))?
         .with_root_certificates(roots)
         .with_no_client_auth();
     Ok(Some(Connector::Rustls(Arc::new(config))))
+}
+
+/// The crypto provider every TLS connection of pivox uses.
+pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// The CAs a server certificate may chain to: the system's store plus `server.ca_file`.
+pub struct TrustedRoots {
+    /// Certificates rustls cannot parse are skipped, as every TLS client does.
+    pub system: Vec<CertificateDer<'static>>,
+    pub extra: Vec<CertificateDer<'static>>,
+}
+
+impl TrustedRoots {
+    pub fn load(server: &ServerConfig) -> Result<Self, String> {
+        let system = rustls_native_certs::load_native_certs().certs;
+        let mut extra = Vec::new();
+        if let Some(ca_file) = &server.ca_file {
+            extra = CertificateDer::pem_file_iter(ca_file)
+                .and_then(|certs| certs.collect())
+                .map_err(|e| format!("server.ca_file {}: not a PEM certificate file: {e}", ca_file.display()))?;
+            if extra.is_empty() {
+                return Err(format!("server.ca_file {}: holds no certificate", ca_file.display()));
+            }
+        } else if system.is_empty() {
+            return Err(
+                "no CA certificates found on this system (install ca-certificates) and no server.ca_file".into()
+            );
+        }
+        Ok(Self { system, extra })
+    }
 }
 
 /// A connection error, with what to do about it when it is a certificate the device does
