@@ -6,6 +6,7 @@ pub mod config;
 pub mod daemon;
 pub mod demo;
 pub mod devices;
+pub mod fake_ha;
 pub mod link;
 pub mod logging;
 pub mod metrics;

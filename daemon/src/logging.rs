@@ -3,9 +3,10 @@
 //! on a terminal, seconds since start and the level. `PIVOX_LOG` (or `RUST_LOG`) filters,
 //! e.g. `PIVOX_LOG=debug` or `PIVOX_LOG=pivox::link=trace`.
 //!
-//! tungstenite's handshake writes the whole HTTP request, bearer token included, at trace
-//! level; that module is capped at debug whatever the filter says, so no setting can put
-//! the token in the journal (guarded by the test `a_scripted_turn_with_a_token_...`).
+//! tungstenite writes the whole HTTP request (bearer token included) and every frame's
+//! payload (Home Assistant's auth message included) at trace level; it is capped at debug
+//! whatever the filter says, so no setting can put a token in the journal (guarded by the
+//! tests `a_scripted_turn_with_a_token_...` and `a_scripted_home_assistant_turn_...`).
 
 use std::io::Write;
 use std::time::Instant;
@@ -16,9 +17,10 @@ pub fn init() {
     let filter = std::env::var("PIVOX_LOG").or_else(|_| std::env::var("RUST_LOG")).unwrap_or_else(|_| "info".into());
     let mut builder = env_logger::Builder::new();
     builder.parse_filters(&filter);
-    // Only ever lower that module: only a `trace` directive can reach the line that leaks.
+    // Only ever lower those modules: only a `trace` directive can reach the lines that leak.
     if filter.to_ascii_lowercase().contains("trace") {
-        builder.filter_module("tungstenite::handshake", log::LevelFilter::Debug);
+        builder.filter_module("tungstenite", log::LevelFilter::Debug);
+        builder.filter_module("tokio_tungstenite", log::LevelFilter::Debug);
     }
     let _ = builder
         .format(move |out, record| {

@@ -50,6 +50,18 @@ enum Command {
         #[arg(long)]
         save_dir: Option<PathBuf>,
     },
+    /// Run a stand-in for Home Assistant's Assist API (for trying `kind = "homeassistant"`
+    /// without a Home Assistant): every answer is the same recorded reply.
+    ServeHomeassistant {
+        #[arg(long, default_value = "127.0.0.1:8123")]
+        listen: SocketAddr,
+        /// The access token clients must present (read from the file).
+        #[arg(long)]
+        token_file: PathBuf,
+        /// The spoken reply: an MP3, WAV, FLAC or Ogg Vorbis file.
+        #[arg(long)]
+        reply: PathBuf,
+    },
     /// List sound devices, GPIO chips and SPI devices, with the names the config takes.
     Devices,
     /// Print each press and release of the configured button, with timing (a wiring check).
@@ -91,6 +103,9 @@ fn main() -> ExitCode {
             let options = pivox::daemon::RunOptions { turns, metrics_out: metrics, ..Default::default() };
             block_on(async move { pivox::daemon::run(config, options).await.map(drop) })
         }),
+        Command::ServeHomeassistant { listen, token_file, reply } => {
+            fake_ha_options(listen, &token_file, &reply).and_then(|options| block_on(serve_homeassistant(options)))
+        }
         Command::Serve { listen, reply_wav, codecs, token_file, save_dir } => {
             serve_options(listen, reply_wav, codecs, token_file, save_dir).and_then(|options| block_on(serve(options)))
         }
@@ -197,6 +212,38 @@ fn serve_options(
         std::fs::create_dir_all(dir).map_err(|e| format!("--save-dir {}: {e}", dir.display()))?;
     }
     Ok(ServerOptions { listen, reply, codecs, token, save_dir })
+}
+
+fn fake_ha_options(
+    listen: SocketAddr,
+    token_file: &std::path::Path,
+    reply: &std::path::Path,
+) -> Result<pivox::fake_ha::FakeHaOptions, String> {
+    let token = pivox::config::read_token_file(token_file).map_err(|e| format!("--token-file: {e}"))?;
+    let bytes = std::fs::read(reply).map_err(|e| format!("--reply {}: {e}", reply.display()))?;
+    // Refuse a file pivox itself could not play, before any client asks for it.
+    pivox::audio::media::decode_all(bytes.clone(), None).map_err(|e| format!("--reply {}: {e}", reply.display()))?;
+    let mime = match reply.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
+        Some("wav") => "audio/wav",
+        Some("flac") => "audio/flac",
+        Some("ogg" | "oga") => "audio/ogg",
+        _ => "audio/mpeg",
+    };
+    let mut options = pivox::fake_ha::FakeHaOptions::new(listen, token.expose(), bytes);
+    options.reply_mime = mime.into();
+    Ok(options)
+}
+
+async fn serve_homeassistant(options: pivox::fake_ha::FakeHaOptions) -> Result<(), String> {
+    let server = pivox::fake_ha::start(options).await.map_err(|e| format!("cannot listen: {e}"))?;
+    log::info!("fake Home Assistant listening on {}", server.url());
+    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
+    let report = server.report();
+    for violation in &report.violations {
+        log::warn!("client broke a rule: {violation}");
+    }
+    server.stop().await;
+    Ok(())
 }
 
 async fn serve(options: ServerOptions) -> Result<(), String> {

@@ -46,16 +46,23 @@ impl Drop for Killed {
 /// Starts `pivox serve` on a port the kernel picks (tests run in parallel, so a port
 /// chosen beforehand could be taken by another test) and returns it with its URL.
 fn reference_server(args: &[&std::ffi::OsStr]) -> (Killed, String) {
+    let mut all: Vec<&std::ffi::OsStr> = vec!["serve".as_ref()];
+    all.extend_from_slice(args);
+    server(&all)
+}
+
+/// Starts `pivox ARGS --listen 127.0.0.1:0` and returns it with the URL it logs.
+fn server(args: &[&std::ffi::OsStr]) -> (Killed, String) {
     let mut child = Command::new(PIVOX)
-        .args(["serve", "--listen", "127.0.0.1:0"])
         .args(args)
+        .args(["--listen", "127.0.0.1:0"])
         .env("PIVOX_LOG", "trace")
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     let lines = log_lines(child.stderr.take().unwrap());
     let server = Killed(child);
-    let seen = wait_for_line(&lines, "listening on ws://", Duration::from_secs(10));
+    let seen = wait_for_line(&lines, "listening on ", Duration::from_secs(10));
     let url = seen.last().unwrap().split("listening on ").nth(1).unwrap().trim().to_string();
     // Keep draining its log so that it never blocks on a full pipe.
     std::thread::spawn(move || lines.into_iter().for_each(drop));
@@ -117,6 +124,60 @@ fn a_scripted_turn_with_a_token_completes_and_the_token_is_never_logged() {
     let output = String::from_utf8_lossy(&daemon.wait_with_output().unwrap().stderr).into_owned();
     assert!(output.contains("refused the token"), "{output}");
     assert!(!output.contains(token));
+}
+
+#[test]
+fn a_scripted_home_assistant_turn_completes_and_the_token_is_never_logged() {
+    let dir = temp_dir("cli-ha");
+    let token = "eyJhbGciOiJIUzI1NiJ9.ha-long-lived-never-log";
+    std::fs::write(dir.join("ha-token"), format!("{token}\n")).unwrap();
+    let reply = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reply.mp3");
+    let (ha, url) = server(&[
+        "serve-homeassistant".as_ref(),
+        "--token-file".as_ref(),
+        dir.join("ha-token").as_os_str(),
+        "--reply".as_ref(),
+        reply.as_os_str(),
+    ]);
+    assert!(url.starts_with("http://127.0.0.1:"), "{url}");
+    let text = config_text(&url, "press 0.3, release 1.6", "[audio]\nearcon_volume = 0.0\n")
+        .replace("[server]\n", "[server]\nkind = \"homeassistant\"\ntoken_file = \"ha-token\"\n")
+        .replace("[speaker]\nbackend = \"sim\"\n", "[speaker]\nbackend = \"sim\"\ndevice = \"reply.wav\"\n");
+    std::fs::write(dir.join("ha.toml"), &text).unwrap();
+    let run = Command::new(PIVOX)
+        .args(["run", "--turns", "1", "--config"])
+        .arg(dir.join("ha.toml"))
+        .env("PIVOX_LOG", "trace")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&run.stderr);
+    assert!(run.status.success(), "{log}");
+    assert!(log.contains("ready: connected to Home Assistant 2025.11.0"), "{log}");
+    assert!(log.contains("reply \"It is twenty past three.\""), "{log}");
+    assert!(log.contains("Completed"), "{log}");
+    assert!(!log.contains(token) && !log.contains("never-log"), "the token leaked into the log");
+    // The speaker's WAV holds the decoded MP3 (1.76 s of speech at 16 kHz).
+    let written = hound::WavReader::open(dir.join("reply.wav")).unwrap();
+    assert!(written.duration() > 25_000, "{} samples", written.duration());
+
+    // A token HA rejects: one line that says what to do, no retry storm, no token.
+    std::fs::write(dir.join("wrong-token"), "a-token-ha-never-issued\n").unwrap();
+    std::fs::write(dir.join("wrong.toml"), text.replace("\"ha-token\"", "\"wrong-token\"")).unwrap();
+    let mut daemon = Command::new(PIVOX)
+        .args(["run", "--config"])
+        .arg(dir.join("wrong.toml"))
+        .env("PIVOX_LOG", "trace")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let _ = daemon.kill();
+    let output = String::from_utf8_lossy(&daemon.wait_with_output().unwrap().stderr).into_owned();
+    let rejected: Vec<&str> = output.lines().filter(|l| l.contains("rejected the access token")).collect();
+    assert_eq!(rejected.len(), 1, "said once, not retried: {output}");
+    assert!(rejected[0].contains("not retrying") && rejected[0].contains("wrong-token"), "{output}");
+    assert!(!output.contains("a-token-ha-never-issued") && !output.contains(token), "{output}");
+    drop(ha);
 }
 
 /// Starts `pivox run` on `config` with stdin piped and waits (bounded) until it is ready

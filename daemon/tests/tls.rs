@@ -84,7 +84,7 @@ async fn tls_front(
 fn params(url: String, ca_file: &Path) -> LinkParams {
     let text = config_text(&url, "", "").replace("[server]\n", &format!("[server]\nca_file = {:?}\n", ca_file));
     let config = pivox::config::Config::parse(&text, "test.toml", Path::new(".")).unwrap().config;
-    LinkParams { server: config.server, codecs: vec![Codec::Opus], frame_ms: 20 }
+    LinkParams { server: config.server, codecs: vec![Codec::Opus], frame_ms: 20, session: config.session }
 }
 
 /// The link's first event, which is `Up` or `Down` after one connection attempt.
@@ -113,7 +113,7 @@ async fn wss_trusts_the_configured_ca_and_refuses_any_other_certificate() {
     let (cert, key) = theirs.server_cert(&["127.0.0.1"]);
     let (stranger, refused) = tls_front(cert, key, server.addr).await;
     match first_event(params(format!("wss://{stranger}/"), &ours.pem_path)).await {
-        Event::Down { reason } => {
+        Event::Down { reason, .. } => {
             assert!(reason.contains("UnknownIssuer") && reason.contains("server.ca_file"), "{reason}")
         }
         other => panic!("expected a refusal, got {other:?}"),
@@ -129,7 +129,7 @@ async fn wss_trusts_the_configured_ca_and_refuses_any_other_certificate() {
     let (cert, key) = ours.server_cert(&["voice.example.invalid"]);
     let (misnamed, _) = tls_front(cert, key, server.addr).await;
     match first_event(params(format!("wss://{misnamed}/"), &ours.pem_path)).await {
-        Event::Down { reason } => assert!(reason.contains("not valid for name \"127.0.0.1\""), "{reason}"),
+        Event::Down { reason, .. } => assert!(reason.contains("not valid for name \"127.0.0.1\""), "{reason}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert!(server.utterances().is_empty());

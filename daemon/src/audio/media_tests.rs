@@ -3,6 +3,7 @@
 //! by the test.
 
 use super::*;
+use crate::audio::compare::best_correlation;
 
 fn fixture(name: &str) -> Vec<u8> {
     std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/").to_string() + name).unwrap()
@@ -13,24 +14,6 @@ const PHRASE_16K: usize = 38_884 * 16_000 / 22_050;
 
 fn rms(samples: &[i16]) -> f64 {
     (samples.iter().map(|&s| f64::from(s).powi(2)).sum::<f64>() / samples.len().max(1) as f64).sqrt()
-}
-
-/// Highest normalised cross-correlation of `a` and `b` over shifts of up to `max_shift`.
-fn best_correlation(a: &[i16], b: &[i16], max_shift: usize) -> f64 {
-    let mut best = 0.0f64;
-    for shift in 0..=max_shift * 2 {
-        let (x, y) = if shift <= max_shift { (&a[max_shift - shift..], b) } else { (a, &b[shift - max_shift..]) };
-        let n = x.len().min(y.len());
-        let (mut xy, mut xx, mut yy) = (0.0, 0.0, 0.0);
-        for i in 0..n {
-            let (p, q) = (f64::from(x[i]), f64::from(y[i]));
-            xy += p * q;
-            xx += p * p;
-            yy += q * q;
-        }
-        best = best.max(xy / (xx * yy).sqrt().max(1.0));
-    }
-    best
 }
 
 fn wav(rate: u32, channels: u16, samples: &[i16]) -> Vec<u8> {
@@ -56,7 +39,8 @@ fn flac_mp3_and_vorbis_decode_to_the_same_phrase_at_16_khz() {
     // The lossy codecs add their own padding and error, but it is the same speech.
     for (name, decoded) in [("mp3", &mp3), ("ogg", &ogg)] {
         assert!(decoded.len().abs_diff(PHRASE_16K) < 3_000, "{name}: {} samples", decoded.len());
-        let r = best_correlation(&flac[..24_000], &decoded[..24_000.min(decoded.len())], 1_500);
+        // The codecs' own delay (MP3 encoder padding) shifts the decoded audio later.
+        let (r, _) = best_correlation(&flac[..20_000], decoded, 1_500);
         assert!(r > 0.8, "{name} correlates {r:.3} with the FLAC");
     }
 }
