@@ -54,6 +54,9 @@ pub struct FakeHaOptions {
     pub answer: String,
     /// Send the reply in pieces of this many bytes with this pause between them.
     pub trickle: Option<(usize, Duration)>,
+    /// Number each run's answer ("… (run 3)"), so that no two replies are the same text
+    /// and a client cache cannot serve them.
+    pub vary_answer: bool,
 }
 
 impl FakeHaOptions {
@@ -68,6 +71,7 @@ impl FakeHaOptions {
             reply_mime: "audio/mpeg".into(),
             answer: "It is twenty past three.".into(),
             trickle: None,
+            vary_answer: false,
         }
     }
 }
@@ -459,6 +463,7 @@ fn finish_run(shared: &Arc<Shared>, index: usize, out: &tokio::sync::mpsc::Unbou
         return;
     }
     let heard = format!("{:.1} seconds of speech", samples as f64 / 16_000.0);
+    let answer = if options.vary_answer { format!("{} (run {id})", options.answer) } else { options.answer.clone() };
     send(event(id, "stt-end", json!({"stt_output": {"text": heard}})));
     send(event(
         id,
@@ -469,14 +474,10 @@ fn finish_run(shared: &Arc<Shared>, index: usize, out: &tokio::sync::mpsc::Unbou
         id,
         "intent-end",
         json!({"processed_locally": true, "intent_output": {
-        "response": {"speech": {"plain": {"speech": options.answer, "extra_data": null}}, "card": {}, "language": "en", "response_type": "query_answer", "data": {}},
+        "response": {"speech": {"plain": {"speech": answer, "extra_data": null}}, "card": {}, "language": "en", "response_type": "query_answer", "data": {}},
         "conversation_id": conversation, "continue_conversation": false}}),
     ));
-    send(event(
-        id,
-        "tts-start",
-        json!({"engine": "tts.fake", "language": "en", "voice": "amy", "tts_input": options.answer}),
-    ));
+    send(event(id, "tts-start", json!({"engine": "tts.fake", "language": "en", "voice": "amy", "tts_input": answer})));
     if options.scenario == Scenario::TtsFails {
         send(event(id, "error", json!({"code": "tts-failed", "message": "Text-to-speech failed"})));
         send(event(id, "run-end", Value::Null));

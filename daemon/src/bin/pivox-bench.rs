@@ -6,11 +6,18 @@
 //!
 //! The microphone plays the speech sample once per turn (a WAV the bench writes), and the
 //! button is pressed 250 ms into each utterance, as a person pressing while starting to talk.
+//!
+//! A third run talks to the fake Home Assistant (`pivox::fake_ha`) with the same turns:
+//! release → end-of-audio marker on the wire, `tts-end` → first reply sample handed to the
+//! speaker (download of the MP3 over loopback, decode, resample, jitter buffer; every answer
+//! differs, so none comes from the reply cache), CPU seconds per turn and peak RSS. It goes
+//! under `"homeassistant"` in the summary.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use pivox::demo::SPEECH_WAV;
+use pivox::fake_ha::{self, FakeHaOptions};
 use pivox::metrics::TurnMetrics;
 use pivox::server::{self, ServerOptions};
 use serde_json::json;
@@ -34,8 +41,11 @@ struct Figures {
     press_to_first_frame: (f64, f64),
     release_to_end: (f64, f64),
     reply_to_first_sample: (f64, f64),
+    /// Home Assistant: tts-end → first sample.
+    announced_to_first_sample: (f64, f64),
     upstream_bytes_per_s: f64,
     cpu_s_per_audio_s: f64,
+    cpu_s_per_turn: f64,
     peak_rss_kb: i64,
     turns: usize,
 }
@@ -72,36 +82,51 @@ fn run() -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let (mic, script) = write_microphone(&dir, turns)?;
 
-    // The reference server runs on its own thread while this one waits for each child.
+    // The reference server and the fake Home Assistant run on their own thread while this
+    // one waits for each child.
     let (addr_tx, addr_rx) = std::sync::mpsc::channel();
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_thread = std::thread::spawn(move || -> Result<(), String> {
         let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
         runtime.block_on(async move {
-            let server =
-                server::start(ServerOptions::echo(([127, 0, 0, 1], 0).into())).await.map_err(|e| e.to_string())?;
-            let _ = addr_tx.send(server.addr);
+            let loopback = ([127, 0, 0, 1], 0).into();
+            let server = server::start(ServerOptions::echo(loopback)).await.map_err(|e| e.to_string())?;
+            let mut ha = FakeHaOptions::new(loopback, HA_TOKEN, REPLY_MP3.to_vec());
+            ha.vary_answer = true;
+            let ha = fake_ha::start(ha).await.map_err(|e| e.to_string())?;
+            let _ = addr_tx.send((server.addr, ha.url()));
             let _ = stop_rx.await;
+            let violations = ha.report().violations;
             server.kill().await;
-            Ok(())
+            ha.stop().await;
+            if violations.is_empty() { Ok(()) } else { Err(format!("the fake HA saw violations: {violations:?}")) }
         })
     });
-    let addr = addr_rx.recv().map_err(|_| "the reference server did not start".to_string())?;
+    let (addr, ha_url) = addr_rx.recv().map_err(|_| "the servers did not start".to_string())?;
     println!("pivox-bench: {turns} turns per variant against the reference server on ws://{addr}");
 
     let mut results = Vec::new();
     for variant in &VARIANTS {
-        let figures = measure(&pivox, &dir, variant, &addr.to_string(), &mic, &script, turns)?;
+        let server = format!("url = \"ws://{addr}/\"\n");
+        let figures = measure(&pivox, &dir, variant.name, &server, variant.audio, &mic, &script, turns)?;
         results.push((variant.name, figures));
     }
+    println!("pivox-bench: {turns} turns against the fake Home Assistant at {ha_url}");
+    let server = format!("kind = \"homeassistant\"\nurl = \"{ha_url}\"\ntoken = \"{HA_TOKEN}\"\n");
+    let ha = measure(&pivox, &dir, "homeassistant", &server, VARIANTS[0].audio, &mic, &script, turns)?;
     let _ = stop_tx.send(());
-    let _ = server_thread.join();
+    server_thread.join().map_err(|_| "the server thread panicked".to_string())??;
     print_table(&results);
-    write_summary(&out, &results)?;
+    print_homeassistant(&ha);
+    write_summary(&out, &results, &ha)?;
     println!("\nwritten: {}", out.display());
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
+
+const HA_TOKEN: &str = "bench-token";
+/// The reply the fake Home Assistant speaks: 1.76 s of espeak-ng speech as 32 kbit/s MP3.
+const REPLY_MP3: &[u8] = include_bytes!("../../tests/fixtures/reply.mp3");
 
 /// A WAV with the speech sample at the start of every period, and the matching button script.
 fn write_microphone(dir: &Path, turns: usize) -> Result<(PathBuf, String), String> {
@@ -136,25 +161,26 @@ fn write_microphone(dir: &Path, turns: usize) -> Result<(PathBuf, String), Strin
     Ok((path, script))
 }
 
+#[allow(clippy::too_many_arguments)]
 fn measure(
     pivox: &Path,
     dir: &Path,
-    variant: &Variant,
-    addr: &str,
+    name: &str,
+    server: &str,
+    audio: &str,
     mic: &Path,
     script: &str,
     turns: usize,
 ) -> Result<Figures, String> {
-    let config = dir.join(format!("{}.toml", variant.name));
-    let metrics = dir.join(format!("{}.jsonl", variant.name));
+    let config = dir.join(format!("{name}.toml"));
+    let metrics = dir.join(format!("{name}.jsonl"));
     let text = format!(
-        "[server]\nurl = \"ws://{addr}/\"\n[audio]\n{}earcon_volume = 0.3\n[microphone]\nbackend = \"sim\"\ndevice = {:?}\n\
+        "[server]\n{server}[audio]\n{audio}earcon_volume = 0.3\n[microphone]\nbackend = \"sim\"\ndevice = {:?}\n\
          [speaker]\nbackend = \"sim\"\n[button]\nbackend = \"sim\"\ndevice = \"{script}\"\n[led]\nbackend = \"sim\"\n",
-        variant.audio,
         mic.display().to_string()
     );
     std::fs::write(&config, text).map_err(|e| e.to_string())?;
-    println!("  running {} ({:.0} s)...", variant.name, turns as f64 * PERIOD);
+    println!("  running {name} ({:.0} s)...", turns as f64 * PERIOD);
     let started = Instant::now();
     let child = std::process::Command::new(pivox)
         .args(["run", "--turns", &turns.to_string(), "--config"])
@@ -174,7 +200,7 @@ fn measure(
         .map_err(|e| format!("{}: {e}", metrics.display()))?;
     let completed: Vec<&TurnMetrics> = turns.iter().filter(|t| t.outcome == "Completed").collect();
     if completed.is_empty() {
-        return Err(format!("{}: no completed turn", variant.name));
+        return Err(format!("{name}: no completed turn"));
     }
     let pick = |f: fn(&TurnMetrics) -> Option<f64>| percentiles(completed.iter().filter_map(|t| f(t)).collect());
     let bytes_up: u64 = completed.iter().map(|t| t.bytes_up).sum();
@@ -183,8 +209,10 @@ fn measure(
         press_to_first_frame: pick(|t| t.press_to_first_frame_ms),
         release_to_end: pick(|t| t.release_to_end_ms),
         reply_to_first_sample: pick(|t| t.reply_to_first_sample_ms),
+        announced_to_first_sample: pick(|t| t.announced_to_first_sample_ms),
         upstream_bytes_per_s: bytes_up as f64 / audio_s,
         cpu_s_per_audio_s: usage.0.as_secs_f64() / wall.as_secs_f64(),
+        cpu_s_per_turn: usage.0.as_secs_f64() / completed.len() as f64,
         peak_rss_kb: usage.1,
         turns: completed.len(),
     })
@@ -237,6 +265,31 @@ fn print_table(results: &[(&str, Figures)]) {
     row("peak RSS KiB", &|f| f.peak_rss_kb.to_string());
 }
 
+fn print_homeassistant(f: &Figures) {
+    println!("\n{:<44} {:>16}", "Home Assistant (fake, loopback)", "pivox");
+    let row = |name: &str, value: String| println!("{name:<44} {value:>16}");
+    row("turns completed", f.turns.to_string());
+    row("release → end marker on the wire p50/p95 ms", format!("{:.2}/{:.2}", f.release_to_end.0, f.release_to_end.1));
+    row(
+        "tts-end → first sample p50/p95 ms",
+        format!("{:.2}/{:.2}", f.announced_to_first_sample.0, f.announced_to_first_sample.1),
+    );
+    row("CPU s per turn", format!("{:.4}", f.cpu_s_per_turn));
+    row("peak RSS KiB", f.peak_rss_kb.to_string());
+}
+
+fn homeassistant_summary(f: &Figures) -> serde_json::Value {
+    json!({
+        "turns": f.turns,
+        "release_to_end_marker_ms_p50": f.release_to_end.0,
+        "release_to_end_marker_ms_p95": f.release_to_end.1,
+        "tts_end_to_first_sample_ms_p50": f.announced_to_first_sample.0,
+        "tts_end_to_first_sample_ms_p95": f.announced_to_first_sample.1,
+        "cpu_s_per_turn": f.cpu_s_per_turn,
+        "peak_rss_kb": f.peak_rss_kb,
+    })
+}
+
 fn summary(f: &Figures) -> serde_json::Value {
     json!({
         "turns": f.turns,
@@ -252,9 +305,10 @@ fn summary(f: &Figures) -> serde_json::Value {
     })
 }
 
-fn write_summary(out: &Path, results: &[(&str, Figures)]) -> Result<(), String> {
+fn write_summary(out: &Path, results: &[(&str, Figures)], homeassistant: &Figures) -> Result<(), String> {
     let mut doc = summary(&results[0].1);
     doc["baseline"] = summary(&results[1].1);
+    doc["homeassistant"] = homeassistant_summary(homeassistant);
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
     }
