@@ -57,6 +57,10 @@ pub struct FakeHaOptions {
     /// Number each run's answer ("… (run 3)"), so that no two replies are the same text
     /// and a client cache cannot serve them.
     pub vary_answer: bool,
+    /// Stream the answer as HA 2025+ does with a streaming agent and TTS: run-start says
+    /// `stream_response`, `intent-progress` says `tts_start_streaming`, and `intent-end` and
+    /// `tts-end` come `streaming_lead` later.
+    pub streaming_lead: Option<Duration>,
 }
 
 impl FakeHaOptions {
@@ -72,6 +76,7 @@ impl FakeHaOptions {
             answer: "It is twenty past three.".into(),
             trickle: None,
             vary_answer: false,
+            streaming_lead: None,
         }
     }
 }
@@ -100,6 +105,8 @@ pub struct FakeHaReport {
     pub violations: Vec<String>,
     /// Reply downloads: (when it started, how long it took).
     pub downloads: Vec<(Instant, Duration)>,
+    /// When each tts-end was sent.
+    pub tts_ends: Vec<Instant>,
 }
 
 pub struct FakeHaHandle {
@@ -418,7 +425,8 @@ fn start_run(
         "language": "en",
         "conversation_id": conversation,
         "runner_data": {"stt_binary_handler_id": handler, "timeout": 300},
-        "tts_output": {"token": token, "url": url, "mime_type": shared.options.reply_mime, "stream_response": false},
+        "tts_output": {"token": token, "url": url, "mime_type": shared.options.reply_mime,
+            "stream_response": shared.options.streaming_lead.is_some()},
     });
     let garbage = shared.options.scenario == Scenario::Garbage;
     let delay = shared.options.run_start_delay;
@@ -470,24 +478,41 @@ fn finish_run(shared: &Arc<Shared>, index: usize, out: &tokio::sync::mpsc::Unbou
         "intent-start",
         json!({"engine": "conversation.fake", "language": "en", "intent_input": heard, "conversation_id": conversation}),
     ));
-    send(event(
-        id,
-        "intent-end",
-        json!({"processed_locally": true, "intent_output": {
-        "response": {"speech": {"plain": {"speech": answer, "extra_data": null}}, "card": {}, "language": "en", "response_type": "query_answer", "data": {}},
-        "conversation_id": conversation, "continue_conversation": false}}),
-    ));
-    send(event(id, "tts-start", json!({"engine": "tts.fake", "language": "en", "voice": "amy", "tts_input": answer})));
-    if options.scenario == Scenario::TtsFails {
-        send(event(id, "error", json!({"code": "tts-failed", "message": "Text-to-speech failed"})));
+    let shared = shared.clone();
+    let out = out.clone();
+    tokio::spawn(async move {
+        let send = |m: WsMessage| drop(out.send(Some(m)));
+        let options = &shared.options;
+        if let Some(lead) = options.streaming_lead {
+            send(event(id, "intent-progress", json!({"tts_start_streaming": true})));
+            tokio::time::sleep(lead).await;
+        }
+        send(event(
+            id,
+            "intent-end",
+            json!({"processed_locally": true, "intent_output": {
+            "response": {"speech": {"plain": {"speech": answer, "extra_data": null}}, "card": {}, "language": "en", "response_type": "query_answer", "data": {}},
+            "conversation_id": conversation, "continue_conversation": false}}),
+        ));
+        send(event(
+            id,
+            "tts-start",
+            json!({"engine": "tts.fake", "language": "en", "voice": "amy", "tts_input": answer}),
+        ));
+        if options.scenario == Scenario::TtsFails {
+            send(event(id, "error", json!({"code": "tts-failed", "message": "Text-to-speech failed"})));
+            send(event(id, "run-end", Value::Null));
+            return;
+        }
+        let url = format!("/api/tts_proxy/{token}");
+        send(event(
+            id,
+            "tts-end",
+            json!({"tts_output": {"media_id": format!("media-source://tts/{token}"), "token": token, "url": url, "mime_type": options.reply_mime}}),
+        ));
+        if let Ok(mut report) = shared.report.lock() {
+            report.tts_ends.push(Instant::now());
+        }
         send(event(id, "run-end", Value::Null));
-        return;
-    }
-    let url = format!("/api/tts_proxy/{token}");
-    send(event(
-        id,
-        "tts-end",
-        json!({"tts_output": {"media_id": format!("media-source://tts/{token}"), "token": token, "url": url, "mime_type": options.reply_mime}}),
-    ));
-    send(event(id, "run-end", Value::Null));
+    });
 }

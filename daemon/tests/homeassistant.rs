@@ -203,3 +203,49 @@ async fn a_rejected_token_is_not_retried_and_shows_the_error_light() {
     assert_eq!(last_shown(&leds), Some(LedState::Error), "{leds:?}");
     assert!(!leds.contains(&LedState::Listening), "a press while refused records nothing: {leds:?}");
 }
+
+#[tokio::test]
+async fn a_streamed_answer_is_fetched_as_soon_as_home_assistant_starts_the_stream() {
+    let ha = fake(Scenario::Answer, |o| o.streaming_lead = Some(Duration::from_millis(400))).await;
+    let config = ha_config(&ha.url(), TOKEN, "press 0.25, release 1.5", "");
+    let (report, _) = run(config, Some(1), TURN_LIMIT).await;
+    let seen = ha.report();
+    ha.stop().await;
+
+    no_violations(&seen);
+    assert_eq!(outcomes(&report), ["Completed"]);
+    let (download_started, _) = seen.downloads[0];
+    let tts_end = seen.tts_ends[0];
+    assert!(
+        download_started + Duration::from_millis(300) < tts_end,
+        "the download began {:?} before tts-end",
+        tts_end.saturating_duration_since(download_started)
+    );
+}
+
+#[tokio::test]
+async fn a_replaced_token_file_is_picked_up_without_a_restart() {
+    let ha = fake(Scenario::Answer, |_| {}).await;
+    let dir = temp_dir("ha-token-swap");
+    let token_file = dir.join("ha-token");
+    std::fs::write(&token_file, "revoked-token\n").unwrap();
+    let text = config_text(&ha.url(), "press 8.0, release 9.0", "[audio]\nearcon_volume = 0.0\n").replace(
+        "[server]\n",
+        &format!("[server]\nkind = \"homeassistant\"\ntoken_file = {:?}\n", token_file.display().to_string()),
+    );
+    let config = pivox::config::Config::parse(&text, "test.toml", &dir).unwrap().config;
+    let swap = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(1_500)).await;
+        std::fs::write(&token_file, format!("{TOKEN}\n")).unwrap();
+    });
+    let (report, probes) = run(config, Some(1), TURN_LIMIT).await;
+    swap.await.unwrap();
+    let seen = ha.report();
+    ha.stop().await;
+
+    assert_eq!(seen.auth_failures, 1, "the revoked token was tried once");
+    assert_eq!(outcomes(&report), ["Completed"], "the new token was used without a restart");
+    let leds = probes.led.states();
+    let error = leds.iter().position(|s| *s == LedState::Error).expect("the rejected token was shown");
+    assert!(leds[error..].contains(&LedState::Idle), "{leds:?}");
+}

@@ -558,6 +558,8 @@ impl Link {
                         return Ok(());
                     }
                 };
+                let pipeline = event.data.get("pipeline").and_then(serde_json::Value::as_str).unwrap_or("?");
+                log::debug!("turn {turn}: Home Assistant started pipeline {pipeline}, audio handler {handler}");
                 let run = &mut conn.runs[index];
                 run.handler = Some(handler);
                 run.stream_response = event.stream_response();
