@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Proves the aarch64 build works, under qemu-user: `--version`, `check-config` on the
 # shipped example, and one whole simulated turn (speech WAV as the microphone, a scripted
-# press, the reply written to a WAV) against the reference server on loopback — the aarch64
-# binary on both ends. Usage: scripts/aarch64-check.sh [BINARY]
+# press, the reply written to a WAV) against the reference server on loopback, then one
+# against the stand-in Home Assistant (MP3 reply fetched over HTTP and decoded) — the
+# aarch64 binary on both ends. Usage: scripts/aarch64-check.sh [BINARY]
 set -euo pipefail
 
 bin=${1:-target/aarch64-unknown-linux-gnu/release/pivox}
@@ -14,46 +15,82 @@ file -b "$bin" | grep -q 'ARM aarch64' || { echo "error: $bin is not an aarch64 
 
 work=$(mktemp -d)
 server_pid=
-cleanup() { [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null; rm -rf "$work"; }
+ha_pid=
+cleanup() {
+  [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
+  [ -n "$ha_pid" ] && kill "$ha_pid" 2>/dev/null
+  rm -rf "$work"
+}
 trap cleanup EXIT
 
 echo "== $bin: $(stat -c %s "$bin") bytes, $(file -b "$bin" | cut -d, -f1-2)"
 "${qemu[@]}" "$bin" --version
 "${qemu[@]}" "$bin" check-config pivox.example.toml
 
+# Waits (bounded) until LOG names a URL matching PATTERN, and prints it.
+url_from_log() {
+  local log=$1 pattern=$2 url=
+  for _ in $(seq 100); do
+    url=$(grep -o "$pattern" "$log" | head -1 || true)
+    [ -n "$url" ] && { echo "$url"; return 0; }
+    sleep 0.1
+  done
+  echo "error: the server did not start:" >&2; cat "$log" >&2; return 1
+}
+
+# A turn with the config on stdin; checks it completed and the reply WAV is at least
+# MIN_BYTES long. Usage: turn NAME MIN_BYTES
+turn() {
+  local name=$1 min_bytes=$2
+  cat >"$work/$name.toml"
+  if ! timeout 60 "${qemu[@]}" "$bin" run --turns 1 --config "$work/$name.toml" 2>"$work/$name.log"; then
+    echo "error: the aarch64 $name turn failed:" >&2; cat "$work/$name.log" >&2; exit 1
+  fi
+  grep -q 'Completed' "$work/$name.log" || { echo "error: no completed $name turn:" >&2; cat "$work/$name.log" >&2; exit 1; }
+  grep 'Completed' "$work/$name.log"
+  local bytes
+  bytes=$(stat -c %s "$work/$name.wav")
+  [ "$bytes" -gt "$min_bytes" ] || { echo "error: the $name reply WAV holds only $bytes bytes" >&2; exit 1; }
+  echo "== aarch64 $name turn OK: $name.wav $bytes bytes"
+}
+
 # The reference server on a port the kernel picks; its log names the port.
 "${qemu[@]}" "$bin" serve --listen 127.0.0.1:0 2>"$work/server.log" &
 server_pid=$!
-url=
-for _ in $(seq 100); do
-  url=$(grep -o 'ws://127.0.0.1:[0-9]*/' "$work/server.log" | head -1 || true)
-  [ -n "$url" ] && break
-  sleep 0.1
-done
-[ -n "$url" ] || { echo "error: the reference server did not start:" >&2; cat "$work/server.log" >&2; exit 1; }
+url=$(url_from_log "$work/server.log" 'ws://127.0.0.1:[0-9]*/')
 
-cat >"$work/pivox.toml" <<TOML
+devices="[microphone]
+backend = \"sim\"
+device = \"$PWD/daemon/assets/speech.wav\"
+[button]
+backend = \"sim\"
+device = \"press 0.3, release 1.9\"
+[led]
+backend = \"sim\""
+
+# 1.6 s of speech echoed at 16 kHz mono 16-bit is ~51 kB; earcons add a little.
+turn pivox 40000 <<TOML
 [server]
 url = "$url"
-[microphone]
-backend = "sim"
-device = "$PWD/daemon/assets/speech.wav"
 [speaker]
 backend = "sim"
-device = "$work/reply.wav"
-[button]
-backend = "sim"
-device = "press 0.3, release 1.9"
-[led]
-backend = "sim"
+device = "$work/pivox.wav"
+$devices
 TOML
 
-if ! timeout 60 "${qemu[@]}" "$bin" run --turns 1 --config "$work/pivox.toml" 2>"$work/run.log"; then
-  echo "error: the aarch64 turn failed:" >&2; cat "$work/run.log" >&2; exit 1
-fi
-grep -q 'Completed' "$work/run.log" || { echo "error: no completed turn:" >&2; cat "$work/run.log" >&2; exit 1; }
-grep 'Completed' "$work/run.log"
-reply_bytes=$(stat -c %s "$work/reply.wav")
-# 1.6 s of speech echoed at 16 kHz mono 16-bit is ~51 kB; earcons add a little.
-[ "$reply_bytes" -gt 40000 ] || { echo "error: the reply WAV holds only $reply_bytes bytes" >&2; exit 1; }
-echo "== aarch64 turn OK: reply.wav $reply_bytes bytes"
+# The stand-in Home Assistant, answering with the 1.76 s MP3 fixture (~56 kB at 16 kHz).
+echo "aarch64-check-token" >"$work/ha-token"
+"${qemu[@]}" "$bin" serve-homeassistant --listen 127.0.0.1:0 --token-file "$work/ha-token" \
+  --reply daemon/tests/fixtures/reply.mp3 2>"$work/ha.log" &
+ha_pid=$!
+ha_url=$(url_from_log "$work/ha.log" 'http://127.0.0.1:[0-9]*')
+turn homeassistant 50000 <<TOML
+[server]
+kind = "homeassistant"
+url = "$ha_url"
+token_file = "$work/ha-token"
+[speaker]
+backend = "sim"
+device = "$work/homeassistant.wav"
+$devices
+TOML

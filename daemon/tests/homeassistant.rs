@@ -249,3 +249,24 @@ async fn a_replaced_token_file_is_picked_up_without_a_restart() {
     let error = leds.iter().position(|s| *s == LedState::Error).expect("the rejected token was shown");
     assert!(leds[error..].contains(&LedState::Idle), "{leds:?}");
 }
+
+#[tokio::test]
+async fn a_press_during_the_answer_stops_its_download_and_starts_a_new_turn() {
+    // The answer downloads slowly (about 1.8 s); the second press comes while it plays.
+    // Each answer is different, so the second cannot come from the reply cache.
+    let ha = fake(Scenario::Answer, |o| {
+        o.trickle = Some((400, Duration::from_millis(100)));
+        o.vary_answer = true;
+    })
+    .await;
+    let config = ha_config(&ha.url(), TOKEN, "press 0.25, release 1.5, press 2.3, release 3.5", "");
+    let (report, _) = run(config, Some(1), TURN_LIMIT).await;
+    let seen = ha.report();
+    ha.stop().await;
+
+    no_violations(&seen);
+    assert_eq!(outcomes(&report), ["BargedIn", "Completed"]);
+    assert_eq!(seen.runs.len(), 2);
+    // The first answer's download was abandoned; only the second one ran to its end.
+    assert_eq!(seen.downloads.len(), 1, "completed downloads: {:?}", seen.downloads);
+}

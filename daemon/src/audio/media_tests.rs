@@ -100,3 +100,11 @@ fn what_is_not_audio_is_refused_in_one_line() {
         assert!(!err.contains('\n') && err.contains("not an audio file"), "{err}");
     }
 }
+
+#[test]
+fn an_mp3_with_an_id3_tag_in_front_decodes_like_one_without() {
+    // Home Assistant's MP3s come out of ffmpeg with an ID3v2 tag ahead of the first frame.
+    let tagged = decode_all(fixture("reply-id3.mp3"), Some("audio/mpeg")).unwrap();
+    let plain = decode_all(fixture("reply.mp3"), Some("audio/mpeg")).unwrap();
+    assert_eq!(tagged, plain);
+}

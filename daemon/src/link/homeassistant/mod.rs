@@ -80,6 +80,7 @@ pub fn spawn(params: LinkParams) -> Result<LinkHandle, String> {
         counters: counters.clone(),
         fetcher,
         conversation: None,
+        fetching: None,
     };
     let task = tokio::spawn(link.run(command_rx));
     Ok(LinkHandle { commands, events, counters, task })
@@ -133,6 +134,9 @@ struct Link {
     /// The conversation the last answer belonged to, and when: continued by the next turn
     /// within `server.conversation_timeout_s`.
     conversation: Option<(String, Instant)>,
+    /// Stops the reply being fetched: a new press or a cancel means it is not wanted any
+    /// more, even after its run has ended on HA's side.
+    fetching: Option<Arc<AtomicBool>>,
 }
 
 /// Why a connection ended.
@@ -444,6 +448,7 @@ impl Link {
     async fn command(&mut self, conn: &mut Connection, command: Command) -> Result<(), String> {
         match command {
             Command::StartTurn { turn, .. } => {
+                self.stop_fetching();
                 let id = conn.next_id();
                 let server = &self.params.server;
                 let conversation = self
@@ -493,6 +498,7 @@ impl Link {
                 Ok(())
             }
             Command::CancelTurn { turn } => {
+                self.stop_fetching();
                 let Some(index) = Self::find_turn(conn, turn) else { return Ok(()) };
                 let run = &mut conn.runs[index];
                 run.abandoned = true;
@@ -625,8 +631,14 @@ impl Link {
         Ok(())
     }
 
+    fn stop_fetching(&mut self) {
+        if let Some(cancel) = self.fetching.take() {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    }
+
     /// Starts playing the run's reply (at `tts-end`, or earlier when HA streams it).
-    async fn request_reply(&self, conn: &mut Connection, index: usize) {
+    async fn request_reply(&mut self, conn: &mut Connection, index: usize) {
         let run = &mut conn.runs[index];
         if run.reply_requested || run.abandoned || run.failed {
             return;
@@ -638,6 +650,7 @@ impl Link {
         run.reply_requested = true;
         let url = resolve(&self.http_base, &tts.url);
         log::debug!("turn {}: fetching the reply from {url}", run.turn);
+        self.fetching = Some(run.cancel.clone());
         self.emit(Event::ReplyAnnounced { turn: run.turn, at: Instant::now() }).await;
         self.fetcher.fetch(reply::Job {
             turn: run.turn,
