@@ -112,16 +112,7 @@ fn a_scripted_turn_with_a_token_completes_and_the_token_is_never_logged() {
     let (_server, other_url) = reference_server(&["--token-file".as_ref(), dir.join("other").as_os_str()]);
     let text = std::fs::read_to_string(dir.join("pivox.toml")).unwrap().replace(&url, &other_url);
     std::fs::write(dir.join("wrong.toml"), text).unwrap();
-    let mut daemon = Command::new(PIVOX)
-        .args(["run", "--config"])
-        .arg(dir.join("wrong.toml"))
-        .env("PIVOX_LOG", "trace")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let _ = daemon.kill();
-    let output = String::from_utf8_lossy(&daemon.wait_with_output().unwrap().stderr).into_owned();
+    let output = run_for(&dir.join("wrong.toml"), Duration::from_millis(1500));
     assert!(output.contains("refused the token"), "{output}");
     assert!(!output.contains(token));
 }
@@ -163,21 +154,26 @@ fn a_scripted_home_assistant_turn_completes_and_the_token_is_never_logged() {
     // A token HA rejects: one line that says what to do, no retry storm, no token.
     std::fs::write(dir.join("wrong-token"), "a-token-ha-never-issued\n").unwrap();
     std::fs::write(dir.join("wrong.toml"), text.replace("\"ha-token\"", "\"wrong-token\"")).unwrap();
-    let mut daemon = Command::new(PIVOX)
-        .args(["run", "--config"])
-        .arg(dir.join("wrong.toml"))
-        .env("PIVOX_LOG", "trace")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::thread::sleep(Duration::from_millis(1500));
-    let _ = daemon.kill();
-    let output = String::from_utf8_lossy(&daemon.wait_with_output().unwrap().stderr).into_owned();
+    let output = run_for(&dir.join("wrong.toml"), Duration::from_millis(1500));
     let rejected: Vec<&str> = output.lines().filter(|l| l.contains("rejected the access token")).collect();
     assert_eq!(rejected.len(), 1, "said once, not retried: {output}");
     assert!(rejected[0].contains("not retrying") && rejected[0].contains("wrong-token"), "{output}");
     assert!(!output.contains("a-token-ha-never-issued") && !output.contains(token), "{output}");
     drop(ha);
+}
+
+/// Runs `pivox run --config CONFIG` at trace level for `time`, then kills it; returns its log.
+fn run_for(config: &std::path::Path, time: Duration) -> String {
+    let mut daemon = Command::new(PIVOX)
+        .args(["run", "--config"])
+        .arg(config)
+        .env("PIVOX_LOG", "trace")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(time);
+    let _ = daemon.kill();
+    String::from_utf8_lossy(&daemon.wait_with_output().unwrap().stderr).into_owned()
 }
 
 /// Starts `pivox run` on `config` with stdin piped and waits (bounded) until it is ready
