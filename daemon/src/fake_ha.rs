@@ -9,7 +9,7 @@
 //! is faked: the transcript says how much audio arrived, and every answer is the same
 //! recorded reply.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -136,7 +136,7 @@ struct Shared {
     options: FakeHaOptions,
     report: Arc<Mutex<FakeHaReport>>,
     /// Reply tokens handed out in run-start/tts-end.
-    replies: Mutex<HashMap<String, ()>>,
+    replies: Mutex<HashSet<String>>,
     next_token: Mutex<u64>,
 }
 
@@ -160,7 +160,7 @@ impl Shared {
         };
         let token = format!("{:016x}{:08x}.{extension}", fastrand::u64(..), *n);
         if let Ok(mut replies) = self.replies.lock() {
-            replies.insert(token.clone(), ());
+            replies.insert(token.clone());
         }
         (token.clone(), format!("/api/tts_proxy/{token}"))
     }
@@ -173,7 +173,7 @@ pub async fn start(options: FakeHaOptions) -> std::io::Result<FakeHaHandle> {
     let shared = Arc::new(Shared {
         options,
         report: report.clone(),
-        replies: Mutex::new(HashMap::new()),
+        replies: Mutex::new(HashSet::new()),
         next_token: Mutex::new(0),
     });
     let (stop, mut stopped) = watch::channel(false);
@@ -229,7 +229,7 @@ async fn http(mut stream: TcpStream, path: &str, shared: Arc<Shared>) {
         }
     }
     let token = path.strip_prefix("/api/tts_proxy/").unwrap_or_default();
-    let known = shared.replies.lock().map(|r| r.contains_key(token)).unwrap_or(false);
+    let known = shared.replies.lock().map(|r| r.contains(token)).unwrap_or(false);
     if !known {
         let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
         return;

@@ -139,6 +139,18 @@ pub async fn join(mut task: tokio::task::JoinHandle<()>, limit: std::time::Durat
     }
 }
 
+/// Waits for `pause` while dropping the session's commands (no turn can happen while the
+/// link is down). False: the session closed the link.
+pub async fn drain_until(pause: tokio::time::Sleep, commands: &mut mpsc::Receiver<Command>) -> bool {
+    tokio::pin!(pause);
+    loop {
+        tokio::select! {
+            _ = &mut pause => return true,
+            command = commands.recv() => if command.is_none() { return false },
+        }
+    }
+}
+
 pub type Spawner = fn(LinkParams) -> Result<LinkHandle, String>;
 
 /// Link backends by `[server] kind`, the default first.

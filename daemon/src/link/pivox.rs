@@ -82,14 +82,8 @@ impl Link {
                     }
                 }
             }
-            let pause = tokio::time::sleep(backoff.next_delay());
-            tokio::pin!(pause);
-            loop {
-                tokio::select! {
-                    _ = &mut pause => break,
-                    // While down, the session knows turns cannot happen; drop what it still sends.
-                    command = commands.recv() => if command.is_none() { return },
-                }
+            if !super::drain_until(tokio::time::sleep(backoff.next_delay()), &mut commands).await {
+                return;
             }
         }
     }

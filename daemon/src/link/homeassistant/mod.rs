@@ -36,6 +36,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::backoff::Backoff;
+use super::drain_until;
 use super::protocol::{HEADER_LEN, ws_frame_len};
 use super::{Command, Counters, Event, LinkHandle, LinkParams};
 use crate::audio::CODEC_RATE;
@@ -712,18 +713,6 @@ fn explain(error: &ErrorData, pipeline: Option<&str>) -> String {
         "intent-failed" => format!("Home Assistant's conversation agent failed ({detail})"),
         _ if detail.is_empty() => format!("Home Assistant reported `{}`", error.code),
         _ => detail.clone(),
-    }
-}
-
-/// Waits for `pause` while dropping the session's commands (no turn can happen while the
-/// link is down). False: the session closed the link.
-async fn drain_until(pause: tokio::time::Sleep, commands: &mut mpsc::Receiver<Command>) -> bool {
-    tokio::pin!(pause);
-    loop {
-        tokio::select! {
-            _ = &mut pause => return true,
-            command = commands.recv() => if command.is_none() { return false },
-        }
     }
 }
 

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{BufMut, BytesMut};
 use tokio::sync::mpsc;
 
 use super::super::Event;
@@ -104,6 +104,8 @@ struct Framer<'a> {
     events: &'a mpsc::Sender<Event>,
     frame_samples: usize,
     pending: Vec<i16>,
+    /// Frame payloads are carved from here, not allocated one by one.
+    arena: BytesMut,
     seq: u16,
     timestamp: u32,
     started: bool,
@@ -118,6 +120,7 @@ impl<'a> Framer<'a> {
             events,
             frame_samples,
             pending: Vec::with_capacity(frame_samples * 2),
+            arena: BytesMut::with_capacity(64 * 1024),
             seq: 0,
             timestamp: 0,
             started: false,
@@ -152,14 +155,15 @@ impl<'a> Framer<'a> {
                 return false;
             }
         }
-        let mut payload = Vec::with_capacity(len * 2);
-        for sample in &self.pending[from..from + len] {
-            payload.extend_from_slice(&sample.to_le_bytes());
+        self.arena.reserve(len * 2);
+        for &sample in &self.pending[from..from + len] {
+            self.arena.put_i16_le(sample);
         }
+        let payload = self.arena.split().freeze();
         let header = AudioHeader { turn_tag: AudioHeader::tag(self.turn), seq: self.seq, timestamp: self.timestamp };
         self.seq = self.seq.wrapping_add(1);
         self.timestamp = self.timestamp.wrapping_add(len as u32);
-        let event = Event::ReplyAudio { header, payload: Bytes::from(payload), at: Instant::now() };
+        let event = Event::ReplyAudio { header, payload, at: Instant::now() };
         self.events.blocking_send(event).is_ok()
     }
 
