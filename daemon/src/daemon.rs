@@ -25,6 +25,7 @@ use crate::link::{self, Command, Event as LinkEvent, LinkParams};
 use crate::metrics::{TurnClock, TurnMetrics};
 use crate::playback::{self, PlaybackCommand, PlaybackEvent};
 use crate::session::{Action, Event, Session, State};
+use crate::supervisor::Supervisor;
 use crate::uplink::Uplink;
 
 /// Where simulated devices record what they did, for the caller to inspect.
@@ -135,6 +136,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         metrics_out: options.metrics_out,
         stray_reply_frames: 0,
         link_refused: false,
+        supervisor: Supervisor::from_env(),
     };
     daemon.set_led(LedState::Disconnected);
     log::info!(
@@ -144,6 +146,14 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         config.audio.codecs,
         config.audio.frame_ms
     );
+    // Set up: devices open, link task started. Reaching the server is the link's own retry loop,
+    // not a condition for READY (the unit is not ordered after the network).
+    daemon.supervisor.ready(&format!("connecting to {}", config.server.url));
+    let mut watchdog = daemon.supervisor.ping_every().map(|every| {
+        let mut interval = tokio::time::interval(every);
+        interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        interval
+    });
 
     let stopped = stop_requested(options.stop);
     tokio::pin!(stopped);
@@ -152,6 +162,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         tokio::select! {
             // A signal or the caller asks us to stop.
             why = &mut stopped => { log::info!("stopping: {why}"); break Ok(()) }
+            // systemd's watchdog: pinged from this loop, so a hung loop gets the service restarted.
+            _ = watchdog_tick(&mut watchdog) => daemon.supervisor.ping(),
             // Button edges drive the session.
             Some(edge) = buttons.recv() => daemon.button(edge, &mut frames),
             // Microphone frames: streamed during a turn, otherwise kept as pre-roll.
@@ -180,6 +192,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
     };
 
     // Fixed shutdown order, each step bounded.
+    daemon.supervisor.stopping();
     stop_devices.store(true, Ordering::Relaxed);
     let Daemon { uplink, playback, led, report, .. } = daemon;
     drop(uplink);
@@ -195,6 +208,16 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         thread.join(JOIN_LIMIT);
     }
     outcome.map(|()| report)
+}
+
+/// The next watchdog ping time, or never when systemd asked for no watchdog.
+async fn watchdog_tick(interval: &mut Option<tokio::time::Interval>) {
+    match interval {
+        Some(interval) => {
+            interval.tick().await;
+        }
+        None => std::future::pending().await,
+    }
 }
 
 fn spawn_playback(
@@ -258,6 +281,7 @@ struct Daemon {
     stray_reply_frames: u32,
     /// The server refused pivox's credentials (Home Assistant: `auth_invalid`).
     link_refused: bool,
+    supervisor: Supervisor,
 }
 
 impl Daemon {
@@ -322,9 +346,11 @@ impl Daemon {
                 log::info!("ready: connected to {server}, codec {codec}; hold the button to talk");
                 self.codec = Some(codec);
                 self.link_refused = false;
+                self.supervisor.status(&format!("connected to {server}"));
                 Event::LinkUp
             }
-            LinkEvent::Down { refused, .. } => {
+            LinkEvent::Down { refused, reason } => {
+                self.supervisor.status(&format!("server unreachable: {reason}"));
                 self.codec = None;
                 self.link_refused = refused;
                 Event::LinkDown

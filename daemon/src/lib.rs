@@ -13,5 +13,6 @@ pub mod metrics;
 pub mod playback;
 pub mod server;
 pub mod session;
+pub mod supervisor;
 pub mod tools;
 pub mod uplink;

@@ -321,3 +321,50 @@ fn the_hardware_tools_report_devices_button_edges_and_audio_levels() {
     assert!(played.len() >= 16_000, "{} samples played", played.len());
     assert_eq!(&played[..16_000], &speech[..16_000], "recorded and played back sample for sample");
 }
+
+#[test]
+fn systemd_hears_ready_then_watchdog_pings_from_the_main_loop_then_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let dir = temp_dir("cli-notify");
+    let (_server, url) = reference_server(&[]);
+    std::fs::write(dir.join("pivox.toml"), config_text(&url, "", "")).unwrap();
+    let notify = UnixDatagram::bind(dir.join("notify")).unwrap();
+    notify.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let daemon = Command::new(PIVOX)
+        .args(["run", "--config"])
+        .arg(dir.join("pivox.toml"))
+        .env("NOTIFY_SOCKET", dir.join("notify"))
+        // A 200 ms watchdog: pings every 100 ms.
+        .env("WATCHDOG_USEC", "200000")
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let daemon = Killed(daemon);
+    let mut buf = [0u8; 512];
+    let mut next = || {
+        let n = notify.recv(&mut buf).expect("a notification within 5 s");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    let first = next();
+    assert!(first.contains("READY=1\n") && first.contains("STATUS=connecting to ws://"), "{first}");
+
+    let started = Instant::now();
+    let (mut pings, mut connected) = (0, false);
+    for _ in 0..100 {
+        let message = next();
+        pings += usize::from(message == "WATCHDOG=1\n");
+        connected |= message.starts_with("STATUS=connected to ");
+        if pings >= 8 && connected {
+            break;
+        }
+    }
+    let elapsed = started.elapsed();
+    assert!(pings >= 8 && connected, "{pings} pings, connected: {connected}");
+    // Eight pings at 100 ms apart take about 0.8 s; far fewer in that time would trip systemd.
+    assert!(elapsed < Duration::from_secs(3), "8 pings took {elapsed:?}");
+
+    // SAFETY: kill(2) on our own child's pid, which has not been waited for yet.
+    assert_eq!(unsafe { libc::kill(daemon.0.id() as libc::pid_t, libc::SIGTERM) }, 0);
+    let stopping = (0..100).map(|_| next()).find(|m| m.contains("STOPPING=1"));
+    assert!(stopping.is_some(), "no STOPPING=1 after SIGTERM");
+}

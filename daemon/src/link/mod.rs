@@ -10,6 +10,7 @@ pub mod backoff;
 pub mod homeassistant;
 pub mod pivox;
 pub mod protocol;
+pub mod socket;
 pub mod tls;
 
 use std::sync::Arc;

@@ -105,8 +105,9 @@ impl Link {
         let config = WebSocketConfig::default()
             .max_message_size(Some(protocol::MAX_TEXT.max(protocol::MAX_AUDIO_FRAME)))
             .max_frame_size(Some(protocol::MAX_TEXT.max(protocol::MAX_AUDIO_FRAME)));
+        let stream = super::socket::connect(request.uri(), CONNECT_TIMEOUT).await?;
         let connecting =
-            tokio_tungstenite::connect_async_tls_with_config(request, Some(config), true, self.connector.clone());
+            tokio_tungstenite::client_async_tls_with_config(request, stream, Some(config), self.connector.clone());
         let (mut socket, _) = match timeout(CONNECT_TIMEOUT, connecting).await {
             Err(_) => return Err(format!("no answer within {CONNECT_TIMEOUT:?}")),
             Ok(Err(tungstenite::Error::Http(response))) if response.status() == 401 => {

@@ -32,13 +32,14 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::Message as WsMessage;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
 use super::backoff::Backoff;
-use super::drain_until;
 use super::protocol::{HEADER_LEN, ws_frame_len};
 use super::{Command, Counters, Event, LinkHandle, LinkParams};
+use super::{drain_until, socket};
 use crate::audio::CODEC_RATE;
 use crate::audio::codec::{self, Codec};
 use crate::config::{Secret, read_token_file};
@@ -307,10 +308,11 @@ impl Link {
 
     async fn connect(&self) -> Result<(Socket, String), Ended> {
         let lost = Ended::Lost;
-        let url = self.params.server.url.as_str();
+        let request = self.params.server.url.as_str().into_client_request().map_err(|e| lost(e.to_string()))?;
         let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
+        let stream = socket::connect(request.uri(), CONNECT_TIMEOUT).await.map_err(lost)?;
         let connecting =
-            tokio_tungstenite::connect_async_tls_with_config(url, Some(config), true, self.connector.clone());
+            tokio_tungstenite::client_async_tls_with_config(request, stream, Some(config), self.connector.clone());
         let (mut socket, _) = match timeout(CONNECT_TIMEOUT, connecting).await {
             Err(_) => return Err(lost(format!("no answer within {CONNECT_TIMEOUT:?}"))),
             Ok(Err(e)) => return Err(lost(super::tls::explain(e.to_string()))),
