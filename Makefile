@@ -6,7 +6,7 @@ BENCH_TURNS ?= 20
 
 AARCH64 := target/aarch64-unknown-linux-gnu/release/pivox
 
-.PHONY: deps cross-deps demo test bench aarch64 aarch64-check
+.PHONY: deps cross-deps test-deps demo check test system-test bench aarch64 aarch64-check
 
 deps:
 	@./scripts/install-deps.sh
@@ -14,18 +14,35 @@ deps:
 cross-deps:
 	@./scripts/install-cross-deps.sh
 
+# sfdisk, mtools, debugfs, fakeroot, sshd, mmdebstrap, qemu-system-aarch64, binfmt for aarch64.
+test-deps:
+	@./scripts/install-test-deps.sh
+
 # The main job on an embedded default: the reference server on loopback, simulated devices,
 # the bundled speech sample, one turn, a timeline and the turn's figures.
 demo: deps
 	$(CARGO) build --release -p pivox
 	./target/release/pivox demo --out target/demo/reply.wav
 
-# Everything CI checks: formatting, lints, every test, and the aarch64 build under qemu.
-test: deps
+# Everything CI checks: `check`, then the boot test.
+test: check
+	$(MAKE) system-test
+
+# Everything but the boot test (a few minutes quicker): formatting, lints, every cargo test,
+# the aarch64 build under qemu, the image recipe and deploy.sh.
+check: deps test-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) test --workspace
 	$(MAKE) aarch64-check
+	tests/image.sh $(AARCH64)
+	tests/deploy.sh $(AARCH64)
+
+# Boots a recipe-built image in qemu-system-aarch64 (tests/system.sh); the base root file
+# system is cached in ~/.cache/pivox/system-test.
+system-test: test-deps aarch64
+	$(CARGO) build -p pivox --bin pivox
+	tests/system.sh $(AARCH64)
 
 # The Raspberry Pi binary (aarch64, glibc 2.36: Bookworm and Trixie), stripped, without Docker.
 aarch64: cross-deps

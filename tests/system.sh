@@ -1,0 +1,208 @@
+#!/usr/bin/env bash
+# The boot test: a Debian bookworm arm64 image with Raspberry Pi OS's partition layout, the
+# image recipe applied to it, booted in qemu-system-aarch64. Under real systemd it checks that
+# pivox.service reaches READY as the pivox user, the sysctl values and udev rules are in
+# effect, the watchdog restarts a hung daemon, and the daemon completes a simulated turn against
+# a reference server on the host (10.0.2.2 from the guest). Then deploy.sh updates it over the
+# forwarded SSH port, and a broken binary is rolled back.
+#
+# The base image (mmdebstrap, ~6 min) is cached in $PIVOX_CACHE_DIR (default
+# ~/.cache/pivox/system-test), keyed by how it is built; everything after is redone each run.
+#
+#   tests/system.sh [AARCH64_BINARY]
+source "$(dirname "$0")/lib.sh"
+
+binary=${1:-$repo/target/aarch64-unknown-linux-gnu/release/pivox}
+[ -f "$binary" ] || fail "no aarch64 binary at $binary (make aarch64)"
+host_pivox=$repo/target/debug/pivox
+[ -x "$host_pivox" ] || fail "no host pivox at $host_pivox (cargo build -p pivox)"
+cache=${PIVOX_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pivox}/system-test
+mkdir -p "$cache"
+started=$SECONDS
+step() { echo "system-test [$((SECONDS - started)) s]: $*"; }
+
+# ---- The base image: what an official image looks like before the recipe ------------------------
+disk_id=4e639091
+packages=systemd-sysv,udev,openssh-server,linux-image-cloud-arm64,sudo,libasound2,procps,iproute2,kmod,dbus
+build_base() {
+  local tar="$scratch/rootfs.tar" dir="$scratch/rootfs"
+  step "building a Debian bookworm arm64 root file system with mmdebstrap (about 6 minutes, cached after)"
+  # Like Raspberry Pi OS: a first user `pi` (uid 1000) with passwordless sudo and no password,
+  # SSH installed but off, the boot partition at /boot/firmware, PARTUUID mounts. The network
+  # comes from systemd-networkd here (Raspberry Pi OS uses NetworkManager for Wi-Fi).
+  mmdebstrap --quiet --architectures=arm64 --variant=minbase --include="$packages" \
+    --customize-hook='chroot "$1" useradd -m -u 1000 -G sudo,audio,video,plugdev -s /bin/bash pi' \
+    --customize-hook='chroot "$1" passwd -q -l pi' \
+    --customize-hook='echo "pi ALL=(ALL) NOPASSWD: ALL" >"$1/etc/sudoers.d/010_pi-nopasswd" && chmod 0440 "$1/etc/sudoers.d/010_pi-nopasswd"' \
+    --customize-hook='chroot "$1" systemctl disable ssh.service' \
+    --customize-hook="printf 'proc /proc proc defaults 0 0\nPARTUUID=$disk_id-01 /boot/firmware vfat defaults 0 2\nPARTUUID=$disk_id-02 / ext4 defaults,noatime 0 1\n' >\"\$1/etc/fstab\"" \
+    --customize-hook='mkdir -p "$1/boot/firmware" && echo raspberrypi >"$1/etc/hostname" && printf "127.0.0.1\tlocalhost\n127.0.1.1\traspberrypi\n" >"$1/etc/hosts"' \
+    --customize-hook='printf "[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n" >"$1/etc/systemd/network/50-wired.network" && chroot "$1" systemctl enable systemd-networkd.service' \
+    --customize-hook='printf "vfat\nnls_cp437\nnls_ascii\n" >"$1/etc/modules-load.d/boot-partition.conf"' \
+    bookworm "$tar"
+  step "laying it out as Raspberry Pi OS does: MBR, FAT32 bootfs (0x0c), ext4 rootfs"
+  mkdir -p "$dir"
+  truncate -s 1536M "$scratch/root.img"
+  fakeroot sh -c "tar -xpf '$tar' -C '$dir' --numeric-owner && mke2fs -q -t ext4 -L rootfs -d '$dir' '$scratch/root.img'"
+  rm -rf "$dir" "$tar"
+  truncate -s 128M "$scratch/boot.img"
+  mkfs.vfat -F 32 -n bootfs "$scratch/boot.img" >/dev/null 2>&1
+  echo "console=serial0,115200 console=tty1 root=PARTUUID=$disk_id-02 rootfstype=ext4 fsck.repair=yes rootwait quiet" >"$scratch/cmdline.txt"
+  printf '# For more options and information see\n# http://rptl.io/configtxt\ndtparam=audio=on\narm_64bit=1\n\n[all]\n' >"$scratch/config.txt"
+  mcopy -i "$scratch/boot.img" "$scratch/cmdline.txt" "$scratch/config.txt" ::/
+  local image="$cache/base-$key.img"
+  truncate -s $((4 + 128 + 1536))M "$image.partial"
+  printf 'label: dos\nlabel-id: 0x%s\nstart=8192, size=%d, type=c\nstart=%d, size=%d, type=83\n' \
+    "$disk_id" $((128 * 2048)) $(((4 + 128) * 2048)) $((1536 * 2048)) | sfdisk -q "$image.partial"
+  dd if="$scratch/boot.img" of="$image.partial" bs=1M seek=4 conv=notrunc,sparse status=none
+  dd if="$scratch/root.img" of="$image.partial" bs=1M seek=$((4 + 128)) conv=notrunc,sparse status=none
+  rm -f "$scratch/boot.img" "$scratch/root.img"
+  mv "$image.partial" "$image"
+  # Older bases are of no further use.
+  find "$cache" -name 'base-*.img' ! -name "base-$key.img" -delete
+}
+key=$(declare -f build_base | cat - <(echo "$packages $disk_id") | sha256sum | cut -c1-16)
+base="$cache/base-$key.img"
+if [ -f "$base" ]; then step "base image from the cache: $base"; else build_base; fi
+
+# ---- The recipe ------------------------------------------------------------------------------------
+ssh-keygen -q -t ed25519 -N '' -C pivox-system-test -f "$scratch/key"
+server_log="$scratch/server.log"
+"$host_pivox" serve --listen 127.0.0.1:0 2>"$server_log" &
+cleanups+=("kill $! 2>/dev/null")
+for _ in $(seq 1 100); do grep -q 'listening on' "$server_log" && break; sleep 0.1; done
+server_port=$(sed -n 's/.*listening on ws:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$server_log" | head -1)
+[ -n "$server_port" ] || fail "the reference server did not start: $(cat "$server_log")"
+# The guest's config: simulated microphone (a WAV on the boot partition) and button (a press
+# 8 s after start), a WAV file as the speaker, and the server on the host.
+cat >"$scratch/pivox.toml" <<EOF
+[server]
+url = "ws://10.0.2.2:$server_port/"
+
+[microphone]
+backend = "sim"
+device = "/boot/firmware/speech.wav"
+
+[speaker]
+backend = "sim"
+device = "/var/lib/pivox/reply.wav"
+
+[button]
+backend = "sim"
+device = "press 8, release 10.5"
+EOF
+image="$scratch/pivox.img"
+step "applying image/build-image.sh"
+cp --sparse=always "$base" "$scratch/base.img"
+image/build-image.sh --base "$scratch/base.img" --out "$image" --binary "$binary" --ssh-key "$scratch/key.pub" \
+  --user pi --hostname pivox-test --config "$scratch/pivox.toml" | sed 's/^/  /'
+rm -f "$scratch/base.img"
+read -r boot_off root_off <<<"$(partition_offsets "$image")"
+mcopy -i "$image@@$boot_off" daemon/assets/speech.wav ::/speech.wav
+
+# ---- Boot it -------------------------------------------------------------------------------------
+# The kernel and initrd come out of the image itself; the kernel command line from its
+# cmdline.txt (what the recipe left there), with the serial console of the virt machine.
+kernel=$(debugfs -R 'ls -p /boot' "$image?offset=$root_off" 2>/dev/null | awk -F/ '$6 ~ /^vmlinuz-/ {print $6}' | sort | tail -1)
+[ -n "$kernel" ] || fail "no kernel in the image's /boot"
+debugfs -R "dump /boot/$kernel $scratch/vmlinuz" "$image?offset=$root_off" 2>/dev/null
+debugfs -R "dump /boot/initrd.img-${kernel#vmlinuz-} $scratch/initrd" "$image?offset=$root_off" 2>/dev/null
+cmdline=$(mtype -i "$image@@$boot_off" ::/cmdline.txt | tr -d '\r\n' | sed -E 's/console=[^ ]+ ?//g; s/ quiet//')
+ssh_port=''
+for _ in $(seq 1 20); do
+  candidate=$((20000 + RANDOM % 40000))
+  if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then ssh_port=$candidate; break; fi
+done
+[ -n "$ssh_port" ] || fail "no free port for SSH forwarding"
+step "booting in qemu-system-aarch64 (cortex-a53, 2 cores, TCG); console in $scratch/console.log"
+qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 2 -m 1024 -display none -no-reboot \
+  -kernel "$scratch/vmlinuz" -initrd "$scratch/initrd" -append "$cmdline console=ttyAMA0 panic=-1" \
+  -drive file="$image",format=raw,if=virtio \
+  -netdev user,id=net0,hostfwd=tcp:127.0.0.1:$ssh_port-:22 -device virtio-net-pci,netdev=net0 \
+  -serial file:"$scratch/console.log" &
+qemu_pid=$!
+cleanups+=("kill $qemu_pid 2>/dev/null; cp $scratch/console.log ${TMPDIR:-/tmp}/pivox-system-test-console.log 2>/dev/null")
+
+ssh_opts=(-p "$ssh_port" -i "$scratch/key" -o IdentitiesOnly=yes -o UserKnownHostsFile="$scratch/known_hosts"
+  -o StrictHostKeyChecking=accept-new -o BatchMode=yes -o ConnectTimeout=5 -o LogLevel=ERROR)
+guest() { ssh "${ssh_opts[@]}" pi@127.0.0.1 "$@"; }
+booted=no
+for _ in $(seq 1 120); do
+  kill -0 "$qemu_pid" 2>/dev/null || fail "qemu exited; console: $(tail -20 "$scratch/console.log")"
+  if guest true 2>/dev/null; then booted=yes; break; fi
+  sleep 2
+done
+[ "$booted" = yes ] || fail "no SSH login within 240 s; console: $(tail -30 "$scratch/console.log")"
+step "logged in as pi with the image's key"
+
+# ---- pivox.service under systemd ----------------------------------------------------------------
+wait_for() { # wait_for SECONDS DESCRIPTION REMOTE_COMMAND: until it succeeds
+  local limit=$1 what=$2; shift 2
+  for _ in $(seq 1 "$limit"); do guest "$@" >/dev/null 2>&1 && return 0; sleep 1; done
+  fail "$what within $limit s; pivox log: $(guest sudo journalctl -u pivox --no-pager -n 30 2>&1)"
+}
+wait_for 60 "pivox.service active" systemctl is-active --quiet pivox.service
+show() { guest systemctl show -p "$1" --value pivox.service; }
+check_eq "unit type" notify "$(show Type)"
+check_eq "active and running" "active running" "$(show ActiveState) $(show SubState)"
+main_pid=$(show MainPID)
+check_eq "runs as the pivox user" pivox "$(guest ps -o user= -p "$main_pid" | tr -d ' ')"
+groups=$(guest "id -nG pivox")
+for g in audio gpio spi; do check_contains "pivox user's groups from the unit: $g" "$g" "$(guest "ps -o supgrp= -p $main_pid")"; done
+check_contains "pivox is a system user" pivox "$groups"
+wait_for 30 "READY with the server connected" "systemctl show -p StatusText --value pivox.service | grep -q '^connected to ws://10.0.2.2:$server_port/'"
+check_eq "watchdog armed" 10s "$(show WatchdogUSec)"
+exposure=$(guest "systemd-analyze security pivox.service 2>/dev/null" | sed -n 's/.*Overall exposure level for pivox.service: \([0-9.]*\).*/\1/p')
+check "sandbox exposure under systemd $exposure <= 2.0" awk -v r="$exposure" 'BEGIN { exit !(r != "" && r <= 2.0) }'
+step "pivox.service: READY as pivox, $(show StatusText), exposure $exposure"
+
+# A simulated turn, pressed 8 s after start: the reply reaches the speaker file.
+wait_for 60 "a completed turn" "sudo journalctl -u pivox.service --no-pager -o cat | grep -q 'Completed'"
+check "the reference server received the turn's audio" grep -qE 'turn [0-9]+: [0-9.]+ s of' "$server_log"
+reply_bytes=$(guest "sudo stat -c %s /var/lib/pivox/reply.wav")
+check "the reply was played ($reply_bytes bytes)" test "$reply_bytes" -gt 10000
+step "a turn completed against the host's reference server; reply $reply_bytes bytes"
+
+# ---- sysctl and udev ---------------------------------------------------------------------------------
+while read -r name _ value; do
+  check_eq "sysctl $name" "$value" "$(guest sysctl -n "$name")"
+done < <(grep -E '^[a-z]' sysctl.d/90-pivox.conf)
+check_eq "gpiochip0 (the virt machine's PL061) belongs to gpio" "gpio 660" "$(guest stat -c '%G %a' /dev/gpiochip0)"
+udev_errors=$(guest "sudo journalctl -b -u systemd-udevd --no-pager -o cat | grep -i pivox" || true)
+check_eq "udevd: no complaint about pivox's rules" "" "$udev_errors"
+rules_read=$(guest "sudo udevadm test --action=add /sys/class/net/lo 2>&1 | grep -c 'Reading rules file: /etc/udev/rules.d/[0-9]*-pivox'")
+check_eq "udev reads both pivox rule files" 2 "$rules_read"
+step "sysctl values and udev rules in effect"
+
+# ---- The watchdog: a hung main loop is restarted ---------------------------------------------
+restarts=$(show NRestarts)
+guest sudo kill -STOP "$main_pid"
+wait_for 40 "a restart after the watchdog fired" "[ \$(systemctl show -p NRestarts --value pivox.service) -gt $restarts ] && systemctl is-active --quiet pivox.service"
+check "a new main process" test "$(show MainPID)" != "$main_pid"
+check_contains "systemd says why" "Watchdog timeout" "$(guest sudo journalctl -u pivox.service --no-pager -o cat)"
+step "a stopped (hung) daemon was restarted by the watchdog"
+
+# ---- deploy.sh over the forwarded port ---------------------------------------------------------------
+export PIVOX_SSH_OPTS="${ssh_opts[*]}"
+new="$scratch/pivox-new"
+cp "$binary" "$new" && printf 'v2' >>"$new"
+sum() { sha256sum <"$1" | cut -d' ' -f1; }
+out=$(./deploy.sh --binary "$new" pi@127.0.0.1 2>&1) || fail "deploy to the VM failed: $out"
+check_contains "deploy: done" "done: pi@127.0.0.1 runs the new version" "$out"
+check_eq "deploy: the new binary runs" "$(sum "$new")" "$(guest sha256sum /usr/local/bin/pivox | cut -d' ' -f1)"
+check_eq "deploy: active" active "$(show ActiveState)"
+step "deploy.sh: new binary in place and READY"
+
+broken="$scratch/pivox-broken"
+head -c 4096 "$binary" >"$broken" && head -c 65536 /dev/urandom >>"$broken"
+status=0
+out=$(./deploy.sh --binary "$broken" --timeout 30 pi@127.0.0.1 2>&1) || status=$?
+check_eq "broken binary: deploy fails" 1 "$status"
+check_contains "broken binary: rolled back" "it runs the previous one again" "$out"
+check_eq "broken binary: the previous runs again" "$(sum "$new")" "$(guest sha256sum /usr/local/bin/pivox | cut -d' ' -f1)"
+wait_for 30 "pivox.service active after the rollback" systemctl is-active --quiet pivox.service
+step "deploy.sh: a broken binary was rolled back"
+
+guest sudo systemctl poweroff >/dev/null 2>&1 || true
+for _ in $(seq 1 30); do kill -0 "$qemu_pid" 2>/dev/null || break; sleep 1; done
+echo "tests/system.sh: $checks checks passed in $((SECONDS - started)) s"
