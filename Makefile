@@ -33,6 +33,7 @@ test: check
 check: deps test-deps
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	shellcheck -x -S warning deploy.sh image/*.sh scripts/*.sh tests/*.sh
 	$(CARGO) test --workspace
 	$(MAKE) aarch64-check
 	tests/image.sh $(AARCH64)

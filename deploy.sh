@@ -95,7 +95,13 @@ elif [ "$remote_uid" = 0 ]; then
 else
   die "${host%@*} on $host cannot use sudo without a password, which deploy.sh needs to replace /usr/local/bin/pivox. Images from image/build-image.sh allow it; elsewhere add '$(printf %s "${host%@*}") ALL=(ALL) NOPASSWD: ALL' in /etc/sudoers.d/"
 fi
-run_remote() { remote "${as_root[@]}" bash -s -- "$@" <"$repo/scripts/deploy-remote.sh"; }
+# ssh joins its arguments into one command line for the remote shell: each is quoted for it,
+# so that an empty one (the Pi's root is "") survives.
+run_remote() {
+  local args
+  args=$(printf '%q ' "$@")
+  remote "${as_root[@]}" bash -s -- "$args" <"$repo/scripts/deploy-remote.sh"
+}
 
 # Uploads FILE to a new private temporary file on the Pi; prints its name.
 upload() {

@@ -12,7 +12,7 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/.." && pwd)
-# shellcheck source=../scripts/elf.sh
+# shellcheck source=scripts/elf.sh
 source "$repo/scripts/elf.sh"
 
 usage() {
@@ -83,10 +83,17 @@ fi
 arch=$(elf_machine "$binary")
 [ "$arch" = aarch64 ] || die "--binary $binary is $arch, not aarch64 (build it with \`make aarch64\`)"
 [ -f "$config" ] || die "--config $config: no such file"
-host_pivox="$repo/target/release/pivox"
-[ -x "$host_pivox" ] || host_pivox="$repo/target/debug/pivox"
-if [ -x "$host_pivox" ]; then
-  "$host_pivox" check-config "$config" >/dev/null || die "--config $config is not accepted by pivox check-config (above)"
+# The config is checked by the binary going into the image (through qemu-user on a PC), else by
+# a host build. --elsewhere: the files it names (token file, CA) are on the Pi, not here.
+checker=()
+runs() { "$@" --version >/dev/null 2>&1 && checker=("$@"); }
+runs "$binary" || runs qemu-aarch64-static "$binary" || runs "$repo/target/release/pivox" ||
+  runs "$repo/target/debug/pivox" || true
+if ((${#checker[@]})); then
+  "${checker[@]}" check-config --elsewhere "$config" >/dev/null ||
+    die "--config $config is not accepted by pivox check-config (above)"
+else
+  say "note: no way to run pivox here (qemu-user or a host build), so --config was not checked"
 fi
 wifi_password=''
 if [ -n "$wifi_ssid" ]; then

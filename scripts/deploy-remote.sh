@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # The Pi's side of deploy.sh: sent over SSH on stdin and run as root (`sudo -n bash -s`).
 # Not meant to be run by hand. Arguments: ACTION ROOT [...]
 #   install ROOT TIMEOUT BIN_TMP BIN_SHA CONF_TMP CONF_SHA   (either pair may be "-")

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Sourced by deploy.sh and image/build-image.sh: what machine an ELF file is built for.
 # No `file` or `readelf` needed: the answer is in the first 20 bytes of the header.
 

@@ -4,11 +4,12 @@
 #   tests/deploy.sh  a real sshd and ssh client, qemu-aarch64 (the stand-in service runs the binary)
 #   tests/system.sh  mmdebstrap, qemu-system-aarch64, and binfmt_misc for aarch64 (mmdebstrap
 #                    runs the arm64 packages' scripts through it)
+#   make check      shellcheck on every shell script
 # Runs apt-get as root or through sudo.
 set -euo pipefail
 
 packages=(fdisk mtools dosfstools e2fsprogs fakeroot xz-utils openssl openssh-client openssh-server
-  udev mmdebstrap qemu-system-arm qemu-user-static binfmt-support arch-test)
+  udev mmdebstrap qemu-system-arm qemu-user-static binfmt-support arch-test shellcheck)
 
 missing=()
 for p in "${packages[@]}"; do

@@ -5,6 +5,7 @@
 # aarch64 binary under qemu-aarch64 (`pivox --version`): a binary that cannot run is a
 # service that never becomes ready. The boot test (tests/system.sh) does the same under real
 # systemd.
+# shellcheck source=tests/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 binary=${1:-$repo/target/aarch64-unknown-linux-gnu/release/pivox}

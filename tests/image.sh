@@ -3,6 +3,7 @@
 # once in each first-boot style: every installed file is read back (content, mode, owner,
 # symlink target), both file systems still pass fsck, and bad input is refused in one line.
 # Also: the unit's sandbox rating, the udev rules' syntax and the sysctl keys.
+# shellcheck source=tests/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 binary=${1:-$repo/target/aarch64-unknown-linux-gnu/release/pivox}

@@ -1,8 +1,11 @@
+# shellcheck shell=bash
 # Sourced by the shell tests (tests/*.sh): checks that say what differed, a scratch directory
 # removed at exit, and a synthetic Raspberry Pi OS image with the official layout.
 
 set -euo pipefail
 
+# Used by the tests that source this file.
+# shellcheck disable=SC2034
 repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 scratch=$(mktemp -d "${TMPDIR:-/tmp}/pivox-test.XXXXXX")
 cleanups=()

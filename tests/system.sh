@@ -10,6 +10,7 @@
 # ~/.cache/pivox/system-test), keyed by how it is built; everything after is redone each run.
 #
 #   tests/system.sh [AARCH64_BINARY]
+# shellcheck source=tests/lib.sh
 source "$(dirname "$0")/lib.sh"
 
 binary=${1:-$repo/target/aarch64-unknown-linux-gnu/release/pivox}
@@ -150,7 +151,8 @@ check_eq "runs as the pivox user" pivox "$(guest ps -o user= -p "$main_pid" | tr
 groups=$(guest "id -nG pivox")
 for g in audio gpio spi; do check_contains "pivox user's groups from the unit: $g" "$g" "$(guest "ps -o supgrp= -p $main_pid")"; done
 check_contains "pivox is a system user" pivox "$groups"
-wait_for 30 "READY with the server connected" "systemctl show -p StatusText --value pivox.service | grep -q '^connected to ws://10.0.2.2:$server_port/'"
+wait_for 30 "READY, then the server connected" "systemctl show -p StatusText --value pivox.service | grep -q '^connected to pivox reference server'"
+check_contains "the daemon's log names the host's server" "server ws://10.0.2.2:$server_port/" "$(guest sudo journalctl -u pivox.service --no-pager -o cat)"
 check_eq "watchdog armed" 10s "$(show WatchdogUSec)"
 exposure=$(guest "systemd-analyze security pivox.service 2>/dev/null" | sed -n 's/.*Overall exposure level for pivox.service: \([0-9.]*\).*/\1/p')
 check "sandbox exposure under systemd $exposure <= 2.0" awk -v r="$exposure" 'BEGIN { exit !(r != "" && r <= 2.0) }'
@@ -165,9 +167,9 @@ step "a turn completed against the host's reference server; reply $reply_bytes b
 
 # ---- sysctl and udev ---------------------------------------------------------------------------------
 while read -r name _ value; do
-  check_eq "sysctl $name" "$value" "$(guest sysctl -n "$name")"
+  check_eq "sysctl $name" "$value" "$(guest cat "/proc/sys/${name//.//}")"
 done < <(grep -E '^[a-z]' sysctl.d/90-pivox.conf)
-check_eq "gpiochip0 (the virt machine's PL061) belongs to gpio" "gpio 660" "$(guest stat -c '%G %a' /dev/gpiochip0)"
+check_eq "gpiochip0 (the virt machine's PL061) belongs to gpio" "gpio 660" "$(guest "stat -c '%G %a' /dev/gpiochip0")"
 udev_errors=$(guest "sudo journalctl -b -u systemd-udevd --no-pager -o cat | grep -i pivox" || true)
 check_eq "udevd: no complaint about pivox's rules" "" "$udev_errors"
 rules_read=$(guest "sudo udevadm test --action=add /sys/class/net/lo 2>&1 | grep -c 'Reading rules file: /etc/udev/rules.d/[0-9]*-pivox'")

@@ -362,6 +362,13 @@ impl Default for RawLed {
 impl Config {
     /// Reads and validates `path`.
     pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
+        Self::load_with(path, Files::Check)
+    }
+
+    /// Reads and validates `path`; with [`Files::Elsewhere`], the files it names (token file,
+    /// CA file, a sim microphone's WAV) are not looked for: they are on the machine the config
+    /// is for. The image recipe checks a Pi's config this way on the build machine.
+    pub fn load_with(path: &Path, files: Files) -> Result<Loaded, ConfigError> {
         let file = path.display().to_string();
         let text = std::fs::read_to_string(path).map_err(|e| ConfigError {
             file: file.clone(),
@@ -370,11 +377,15 @@ impl Config {
             message: format!("cannot read: {e}"),
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        Self::parse(&text, &file, base)
+        Self::parse_with(&text, &file, base, files)
     }
 
     /// Validates `text` as if read from `file`, resolving relative paths against `base`.
     pub fn parse(text: &str, file: &str, base: &Path) -> Result<Loaded, ConfigError> {
+        Self::parse_with(text, file, base, Files::Check)
+    }
+
+    fn parse_with(text: &str, file: &str, base: &Path, files: Files) -> Result<Loaded, ConfigError> {
         let mut ignored = Vec::new();
         let deserializer =
             toml::de::Deserializer::parse(text).map_err(|e| toml_error(text, file, String::new(), &e))?;
@@ -384,7 +395,7 @@ impl Config {
             let key = e.path().to_string();
             toml_error(text, file, if key == "." { String::new() } else { key }, e.inner())
         })?;
-        let doc = Document { text, file, base };
+        let doc = Document { text, file, base, files };
         let warnings = ignored
             .iter()
             .map(|key| doc.error(key, "unknown key, ignored (see docs/configuration.md)".into()).to_string())
@@ -406,6 +417,16 @@ struct Document<'a> {
     text: &'a str,
     file: &'a str,
     base: &'a Path,
+    files: Files,
+}
+
+/// Whether validation looks at the files a config names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Files {
+    /// They must exist here (the daemon, `pivox check-config`).
+    Check,
+    /// They are on another machine (`pivox check-config --elsewhere`).
+    Elsewhere,
 }
 
 impl Document<'_> {
@@ -494,6 +515,7 @@ impl Document<'_> {
         })?;
         let token_file = (!s.token_file.is_empty()).then(|| self.path(&s.token_file));
         let token = match &token_file {
+            Some(_) if self.files == Files::Elsewhere => None,
             Some(path) => Some(read_token_file(path).map_err(|e| self.error("server.token_file", e))?),
             None if s.token.is_empty() => None,
             None => {
@@ -503,7 +525,7 @@ impl Document<'_> {
                 Some(Secret(s.token))
             }
         };
-        self.check(!homeassistant || token.is_some(), "server.token_file", || {
+        self.check(!homeassistant || token.is_some() || token_file.is_some(), "server.token_file", || {
             "missing: Home Assistant needs a long-lived access token (docs/homeassistant.md)".into()
         })?;
         let optional = |value: String| (!value.is_empty()).then_some(value);
@@ -511,7 +533,7 @@ impl Document<'_> {
             "0 (never continue) to 86400 seconds".into()
         })?;
         let ca_file = (!s.ca_file.is_empty()).then(|| self.path(&s.ca_file));
-        if let Some(ca) = &ca_file {
+        if let Some(ca) = ca_file.as_ref().filter(|_| self.files == Files::Check) {
             self.check(ca.is_file(), "server.ca_file", || format!("{} does not exist", ca.display()))?;
         }
         self.check(s.ping_interval_ms >= 100, "server.ping_interval_ms", || "must be at least 100".into())?;
@@ -672,7 +694,9 @@ impl Document<'_> {
             "microphone" => {
                 self.check(!device.is_empty(), &key, || "the sim microphone needs a WAV file to play".into())?;
                 let path = self.path(&device);
-                self.check(path.is_file(), &key, || format!("{} does not exist", path.display()))?;
+                self.check(self.files == Files::Elsewhere || path.is_file(), &key, || {
+                    format!("{} does not exist", path.display())
+                })?;
                 Ok(path.display().to_string())
             }
             "speaker" if !device.is_empty() => Ok(self.path(&device).display().to_string()),

@@ -186,3 +186,22 @@ fn home_assistant_takes_its_web_address_and_needs_a_token() {
     let bad = parse(&ha("ftp://ha", token)).unwrap_err().to_string();
     assert!(bad.contains("is not Home Assistant's address"), "{bad}");
 }
+
+#[test]
+fn a_config_for_another_machine_is_checked_without_its_files() {
+    let text = "[server]\nkind = \"homeassistant\"\nurl = \"http://ha.local:8123\"\ntoken_file = \"/nonexistent/ha-token\"\n\
+                ca_file = \"/nonexistent/ca.pem\"\n[microphone]\nbackend = \"sim\"\ndevice = \"/nonexistent/speech.wav\"\n";
+    let here = Config::parse_with(text, "pi.toml", &repo(), Files::Check).unwrap_err();
+    assert_eq!(here.key, "server.token_file");
+    let elsewhere = Config::parse_with(text, "pi.toml", &repo(), Files::Elsewhere).unwrap();
+    assert_eq!(elsewhere.config.server.token_file.as_deref(), Some(Path::new("/nonexistent/ha-token")));
+    assert_eq!(elsewhere.config.microphone.device, "/nonexistent/speech.wav");
+    // Everything else is still checked.
+    let broken = text.replace("[microphone]", "[audio]\nframe_ms = 33\n[microphone]");
+    let error = Config::parse_with(&broken, "pi.toml", &repo(), Files::Elsewhere).unwrap_err();
+    assert_eq!(error.key, "audio.frame_ms");
+    // Home Assistant still needs a token or a token file.
+    let tokenless = text.replace("token_file = \"/nonexistent/ha-token\"\n", "");
+    let error = Config::parse_with(&tokenless, "pi.toml", &repo(), Files::Elsewhere).unwrap_err();
+    assert_eq!(error.key, "server.token_file");
+}

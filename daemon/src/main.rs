@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use pivox::audio::codec::Codec;
-use pivox::config::{Config, DEFAULT_PATHS, Secret};
+use pivox::config::{Config, DEFAULT_PATHS, Files, Secret};
 use pivox::server::{Reply, ServerOptions};
 
 #[derive(Parser)]
@@ -32,7 +32,13 @@ enum Command {
         metrics: Option<PathBuf>,
     },
     /// Check a config file and explain every problem.
-    CheckConfig { file: Option<PathBuf> },
+    CheckConfig {
+        file: Option<PathBuf>,
+        /// The config is for another machine (a Pi's, checked on the computer that builds its
+        /// image): do not look for the files it names (token_file, ca_file, a sim WAV).
+        #[arg(long)]
+        elsewhere: bool,
+    },
     /// Run the pivox protocol v1 reference server (echo, or a fixed WAV reply).
     Serve {
         #[arg(long, default_value = "127.0.0.1:8765")]
@@ -98,7 +104,7 @@ fn parse_seconds(text: &str) -> Result<f64, String> {
 fn main() -> ExitCode {
     pivox::logging::init();
     let result = match Cli::parse().command {
-        Command::CheckConfig { file } => check_config(file.as_deref()),
+        Command::CheckConfig { file, elsewhere } => check_config(file.as_deref(), elsewhere),
         Command::Run { config, turns, metrics } => load(config.as_deref()).and_then(|config| {
             let options = pivox::daemon::RunOptions { turns, metrics_out: metrics, ..Default::default() };
             block_on(async move { pivox::daemon::run(config, options).await.map(drop) })
@@ -157,9 +163,10 @@ fn load(given: Option<&Path>) -> Result<Config, String> {
     Ok(loaded.config)
 }
 
-fn check_config(given: Option<&Path>) -> Result<(), String> {
+fn check_config(given: Option<&Path>, elsewhere: bool) -> Result<(), String> {
     let path = config_path(given)?;
-    let loaded = Config::load(&path).map_err(|e| e.to_string())?;
+    let files = if elsewhere { Files::Elsewhere } else { Files::Check };
+    let loaded = Config::load_with(&path, files).map_err(|e| e.to_string())?;
     loaded.warnings.iter().for_each(|w| println!("warning: {w}"));
     println!(
         "{}: OK (server {} via {}; microphone {}, speaker {}, button {}, LED {})",
