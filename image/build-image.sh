@@ -28,7 +28,7 @@ usage: image/build-image.sh --base IMAGE --out IMAGE (--ssh-key FILE | --passwor
   --user NAME             the login user (default: pi); gets passwordless sudo for deploy.sh
   --hostname NAME         the Pi's name on the network (default: pivox, so pivox.local)
   --config FILE           pivox.toml for the boot partition (default: image/pivox.toml); checked
-                          with `pivox check-config` when a host pivox binary is at hand
+                          with `pivox check-config --elsewhere` (files it names are on the Pi)
   --wifi-ssid SSID        join this Wi-Fi network (with --wifi-country; power save off)
   --wifi-password-file F  the Wi-Fi passphrase, first line of F (not on the command line)
   --wifi-country CC       two-letter country code for the Wi-Fi regulatory domain, e.g. GB, DE, US
