@@ -56,12 +56,7 @@ chmod +x "$stubs/systemctl" "$stubs/sudo" "$stubs/id"
 ssh-keygen -q -t ed25519 -N '' -f "$keys/host"
 ssh-keygen -q -t ed25519 -N '' -f "$keys/user"
 cp "$keys/user.pub" "$keys/authorized_keys"
-port=''
-for _ in $(seq 1 20); do
-  candidate=$((20000 + RANDOM % 40000))
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then port=$candidate; break; fi
-done
-[ -n "$port" ] || fail "no free port found"
+port=$(free_port)
 cat >"$keys/sshd_config" <<EOF
 ListenAddress 127.0.0.1
 Port $port
@@ -96,11 +91,8 @@ ssh -o BatchMode=yes $PIVOX_SSH_OPTS "$host" true 2>/dev/null || fail "cannot lo
 # The remote side always sees aarch64: this machine is x86_64, so `uname` is a stand-in too.
 printf '#!/bin/sh\n[ "$1" = -m ] && echo aarch64 || exec /bin/uname "$@"\n' >"$stubs/uname" && chmod +x "$stubs/uname"
 
-# A "new" binary that differs from the installed one but runs: the real one plus a trailing
-# byte (ELF loaders ignore it).
-new="$scratch/pivox-new"
-cp "$binary" "$new" && printf 'v2' >>"$new"
-sum() { sha256sum <"$1" | cut -d' ' -f1; }
+make_deploy_binaries "$binary" "$scratch"
+new="$scratch/pivox-new" broken="$scratch/pivox-broken"
 
 # 1. A good deploy.
 out=$(./deploy.sh --binary "$new" "$host" 2>&1) || fail "good deploy failed: $out"
@@ -129,8 +121,6 @@ check_eq "checksum mismatch: binary unchanged" "$(sum "$new")" "$(sum "$pi/usr/l
 check "checksum mismatch: upload removed" test ! -e "$tmp"
 
 # 4. An unhealthy binary (an aarch64 ELF header, then garbage: it cannot start) is rolled back.
-broken="$scratch/pivox-broken"
-head -c 4096 "$binary" >"$broken" && head -c 65536 /dev/urandom >>"$broken"
 status=0
 out=$(./deploy.sh --binary "$broken" --timeout 20 "$host" 2>&1) || status=$?
 check_eq "unhealthy: deploy fails" 1 "$status"

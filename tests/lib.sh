@@ -87,3 +87,23 @@ make_base_image() {
 partition_offsets() {
   sfdisk --dump "$1" | awk '/start=/ { match($0, /start= *[0-9]+/); s = substr($0, RSTART, RLENGTH); sub(/.*= */, "", s); printf "%d ", s * 512 }'
 }
+
+# A TCP port on 127.0.0.1 that nothing listens on now.
+free_port() {
+  local candidate
+  for _ in $(seq 1 20); do
+    candidate=$((20000 + RANDOM % 40000))
+    if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then echo "$candidate"; return; fi
+  done
+  fail "no free port found in 20 tries"
+}
+
+sum() { sha256sum <"$1" | cut -d' ' -f1; }
+
+# Two binaries made from a good aarch64 one, for deploy tests: DIR/pivox-new differs but runs
+# (a trailing byte, which ELF loaders ignore); DIR/pivox-broken has the ELF header, then garbage,
+# so it passes the architecture check and cannot start.
+make_deploy_binaries() { # make_deploy_binaries GOOD_BINARY DIR
+  cp "$1" "$2/pivox-new" && printf 'v2' >>"$2/pivox-new"
+  head -c 4096 "$1" >"$2/pivox-broken" && head -c 65536 /dev/urandom >>"$2/pivox-broken"
+}

@@ -109,12 +109,7 @@ kernel=$(debugfs -R 'ls -p /boot' "$image?offset=$root_off" 2>/dev/null | awk -F
 debugfs -R "dump /boot/$kernel $scratch/vmlinuz" "$image?offset=$root_off" 2>/dev/null
 debugfs -R "dump /boot/initrd.img-${kernel#vmlinuz-} $scratch/initrd" "$image?offset=$root_off" 2>/dev/null
 cmdline=$(mtype -i "$image@@$boot_off" ::/cmdline.txt | tr -d '\r\n' | sed -E 's/console=[^ ]+ ?//g; s/ quiet//')
-ssh_port=''
-for _ in $(seq 1 20); do
-  candidate=$((20000 + RANDOM % 40000))
-  if ! (exec 3<>"/dev/tcp/127.0.0.1/$candidate") 2>/dev/null; then ssh_port=$candidate; break; fi
-done
-[ -n "$ssh_port" ] || fail "no free port for SSH forwarding"
+ssh_port=$(free_port)
 step "booting in qemu-system-aarch64 (cortex-a53, 2 cores, TCG); console in $scratch/console.log"
 qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 2 -m 1024 -display none -no-reboot \
   -kernel "$scratch/vmlinuz" -initrd "$scratch/initrd" -append "$cmdline console=ttyAMA0 panic=-1" \
@@ -186,17 +181,14 @@ step "a stopped (hung) daemon was restarted by the watchdog"
 
 # ---- deploy.sh over the forwarded port ---------------------------------------------------------------
 export PIVOX_SSH_OPTS="${ssh_opts[*]}"
-new="$scratch/pivox-new"
-cp "$binary" "$new" && printf 'v2' >>"$new"
-sum() { sha256sum <"$1" | cut -d' ' -f1; }
+make_deploy_binaries "$binary" "$scratch"
+new="$scratch/pivox-new" broken="$scratch/pivox-broken"
 out=$(./deploy.sh --binary "$new" pi@127.0.0.1 2>&1) || fail "deploy to the VM failed: $out"
 check_contains "deploy: done" "done: pi@127.0.0.1 runs the new version" "$out"
 check_eq "deploy: the new binary runs" "$(sum "$new")" "$(guest sha256sum /usr/local/bin/pivox | cut -d' ' -f1)"
 check_eq "deploy: active" active "$(show ActiveState)"
 step "deploy.sh: new binary in place and READY"
 
-broken="$scratch/pivox-broken"
-head -c 4096 "$binary" >"$broken" && head -c 65536 /dev/urandom >>"$broken"
 status=0
 out=$(./deploy.sh --binary "$broken" --timeout 30 pi@127.0.0.1 2>&1) || status=$?
 check_eq "broken binary: deploy fails" 1 "$status"
