@@ -350,7 +350,7 @@ impl Daemon {
                 Event::LinkUp
             }
             LinkEvent::Down { refused, reason } => {
-                self.supervisor.status(&format!("server unreachable: {reason}"));
+                self.supervisor.status(&format!("not connected: {reason}"));
                 self.codec = None;
                 self.link_refused = refused;
                 Event::LinkDown
