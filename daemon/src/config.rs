@@ -430,6 +430,11 @@ pub enum Files {
 }
 
 impl Document<'_> {
+    /// Whether the files the config names should exist on this machine (see [`Files`]).
+    fn files_are_here(&self) -> bool {
+        self.files == Files::Check
+    }
+
     /// The line where dotted `key` is written, if it is written at all.
     fn line_of(&self, key: &str) -> Option<usize> {
         let doc = toml::de::DeTable::parse(self.text).ok()?;
@@ -515,7 +520,7 @@ impl Document<'_> {
         })?;
         let token_file = (!s.token_file.is_empty()).then(|| self.path(&s.token_file));
         let token = match &token_file {
-            Some(_) if self.files == Files::Elsewhere => None,
+            Some(_) if !self.files_are_here() => None,
             Some(path) => Some(read_token_file(path).map_err(|e| self.error("server.token_file", e))?),
             None if s.token.is_empty() => None,
             None => {
@@ -533,7 +538,7 @@ impl Document<'_> {
             "0 (never continue) to 86400 seconds".into()
         })?;
         let ca_file = (!s.ca_file.is_empty()).then(|| self.path(&s.ca_file));
-        if let Some(ca) = ca_file.as_ref().filter(|_| self.files == Files::Check) {
+        if let Some(ca) = ca_file.as_ref().filter(|_| self.files_are_here()) {
             self.check(ca.is_file(), "server.ca_file", || format!("{} does not exist", ca.display()))?;
         }
         self.check(s.ping_interval_ms >= 100, "server.ping_interval_ms", || "must be at least 100".into())?;
@@ -694,7 +699,7 @@ impl Document<'_> {
             "microphone" => {
                 self.check(!device.is_empty(), &key, || "the sim microphone needs a WAV file to play".into())?;
                 let path = self.path(&device);
-                self.check(self.files == Files::Elsewhere || path.is_file(), &key, || {
+                self.check(!self.files_are_here() || path.is_file(), &key, || {
                     format!("{} does not exist", path.display())
                 })?;
                 Ok(path.display().to_string())
