@@ -1,4 +1,5 @@
 //! The shipped example config, and broken configs that must each give a one-line error.
+//! Every problem at once, bounded reads and short messages: `config_input_tests.rs`.
 
 use super::*;
 
@@ -6,8 +7,15 @@ fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
 }
 
-fn parse(text: &str) -> Result<Loaded, ConfigError> {
+fn parse(text: &str) -> Result<Loaded, ConfigErrors> {
     Config::parse(text, "test.toml", &repo())
+}
+
+/// The one problem `text` has.
+fn error(text: &str) -> ConfigError {
+    let errors = parse(text).unwrap_err();
+    assert_eq!((errors.errors.len(), errors.more), (1, 0), "{errors}");
+    errors.errors[0].clone()
 }
 
 const MINIMAL: &str =
@@ -50,7 +58,7 @@ fn broken_configs_name_the_key_and_the_line() {
     ];
     for (extra, key, line, words) in cases {
         let text = format!("{MINIMAL}\n{extra}");
-        let err = parse(&text).unwrap_err();
+        let err = error(&text);
         let shown = err.to_string();
         assert_eq!((err.key.as_str(), err.line), (*key, Some(*line)), "{shown}");
         assert!(shown.contains(words) && !shown.contains('\n'), "{shown}");
@@ -60,28 +68,28 @@ fn broken_configs_name_the_key_and_the_line() {
 
 #[test]
 fn server_problems_are_explained() {
-    let url = |u: &str| parse(&MINIMAL.replace("ws://127.0.0.1:1/", u)).unwrap_err();
+    let url = |u: &str| error(&MINIMAL.replace("ws://127.0.0.1:1/", u));
     assert!(url("http://x/").to_string().contains("test.toml:2: server.url: `http://x/` is not a ws://"));
     assert!(parse("[server]\n").unwrap_err().to_string().contains("server.url: missing"));
-    let ping = parse(&MINIMAL.replace("[server]\n", "[server]\nping_timeout_ms = 10\n")).unwrap_err();
+    let ping = error(&MINIMAL.replace("[server]\n", "[server]\nping_timeout_ms = 10\n"));
     assert_eq!((ping.key.as_str(), ping.line), ("server.ping_timeout_ms", Some(2)));
     assert!(ping.to_string().contains("longer than ping_interval_ms"));
-    let kind = parse(&MINIMAL.replace("[server]\n", "[server]\nkind = \"mqtt\"\n")).unwrap_err();
+    let kind = error(&MINIMAL.replace("[server]\n", "[server]\nkind = \"mqtt\"\n"));
     assert!(
         kind.to_string()
             .starts_with("test.toml:2: server.kind: unknown server kind `mqtt` (known: pivox, homeassistant)"),
         "{kind}"
     );
-    let dup = parse(&format!("{MINIMAL}[server]\n")).unwrap_err();
+    let dup = error(&format!("{MINIMAL}[server]\n"));
     assert!(dup.line.is_some() && !dup.to_string().contains('\n'), "{dup}");
-    let token = parse(&MINIMAL.replace("[server]\n", "[server]\ntoken_file = \"nope\"\n")).unwrap_err();
+    let token = error(&MINIMAL.replace("[server]\n", "[server]\ntoken_file = \"nope\"\n"));
     assert_eq!((token.key.as_str(), token.line), ("server.token_file", Some(2)));
 }
 
 #[test]
 fn syntax_errors_have_a_line_and_one_line_of_text() {
     let err = parse("[server]\nurl = \"ws://x/\n").unwrap_err();
-    assert_eq!(err.line, Some(2));
+    assert_eq!(err.first().line, Some(2));
     assert!(!err.to_string().contains('\n'));
 }
 
@@ -130,7 +138,7 @@ fn gpio_buttons_and_leds_are_configured_and_checked() {
         ),
         ("[led]\nbackend = \"apa102\"\ndevice = \"/dev/spidev0.1\"\ncount = 0\n", "1 to 255", "led.count"),
     ] {
-        let e = parse(&format!("{MINIMAL}{section}")).err().unwrap().to_string();
+        let e = error(&format!("{MINIMAL}{section}")).to_string();
         assert!(e.contains(key) && e.contains(bad) && !e.contains('\n'), "{e}");
     }
 }
@@ -143,7 +151,7 @@ fn the_respeaker_preset_fills_in_button_and_leds_unless_the_file_says_otherwise(
     assert_eq!((c.led.backend.as_str(), c.led.device.as_str(), c.led.count), ("apa102", "/dev/spidev0.1", 3));
     let own = parse(&format!("preset = \"respeaker-2mic\"\n{MINIMAL}[led]\nbackend = \"sim\"\n")).unwrap().config;
     assert_eq!(own.led.backend, "sim");
-    let e = parse(&format!("preset = \"respeaker-4mic\"\n{MINIMAL}")).err().unwrap().to_string();
+    let e = error(&format!("preset = \"respeaker-4mic\"\n{MINIMAL}")).to_string();
     assert!(e.contains("test.toml:1: preset: unknown preset `respeaker-4mic` (known: respeaker-2mic)"), "{e}");
 }
 
@@ -174,16 +182,16 @@ fn home_assistant_takes_its_web_address_and_needs_a_token() {
     assert!(c.server.server_vad);
     assert_eq!(c.server.conversation_timeout, Duration::from_secs(300));
 
-    let missing = parse(&ha("http://ha:8123", "")).unwrap_err().to_string();
+    let missing = error(&ha("http://ha:8123", "")).to_string();
     assert!(
         missing.contains("server.token_file: missing: Home Assistant needs a long-lived access token"),
         "{missing}"
     );
     let both = parse(&ha("http://ha:8123", "token = \"a\"\ntoken_file = \"t\"\n")).unwrap_err().to_string();
     assert!(both.contains("server.token: set token or token_file, not both"), "{both}");
-    let spaced = parse(&ha("http://ha:8123", "token = \"a b\"\n")).unwrap_err();
+    let spaced = error(&ha("http://ha:8123", "token = \"a b\"\n"));
     assert!(!spaced.to_string().contains("a b"), "the bad token is not echoed: {spaced}");
-    let bad = parse(&ha("ftp://ha", token)).unwrap_err().to_string();
+    let bad = error(&ha("ftp://ha", token)).to_string();
     assert!(bad.contains("is not Home Assistant's address"), "{bad}");
 }
 
@@ -192,16 +200,21 @@ fn a_config_for_another_machine_is_checked_without_its_files() {
     let text = "[server]\nkind = \"homeassistant\"\nurl = \"http://ha.local:8123\"\ntoken_file = \"/nonexistent/ha-token\"\n\
                 ca_file = \"/nonexistent/ca.pem\"\n[microphone]\nbackend = \"sim\"\ndevice = \"/nonexistent/speech.wav\"\n";
     let here = Config::parse_with(text, "pi.toml", &repo(), Files::Check).unwrap_err();
-    assert_eq!(here.key, "server.token_file");
+    let keys: Vec<&str> = here.errors.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["server.token_file", "server.ca_file", "microphone.device"], "{here}");
     let elsewhere = Config::parse_with(text, "pi.toml", &repo(), Files::Elsewhere).unwrap();
     assert_eq!(elsewhere.config.server.token_file.as_deref(), Some(Path::new("/nonexistent/ha-token")));
     assert_eq!(elsewhere.config.microphone.device, "/nonexistent/speech.wav");
     // Everything else is still checked.
     let broken = text.replace("[microphone]", "[audio]\nframe_ms = 33\n[microphone]");
     let error = Config::parse_with(&broken, "pi.toml", &repo(), Files::Elsewhere).unwrap_err();
-    assert_eq!(error.key, "audio.frame_ms");
+    assert_eq!(error.first().key, "audio.frame_ms");
     // Home Assistant still needs a token or a token file.
     let tokenless = text.replace("token_file = \"/nonexistent/ha-token\"\n", "");
     let error = Config::parse_with(&tokenless, "pi.toml", &repo(), Files::Elsewhere).unwrap_err();
-    assert_eq!(error.key, "server.token_file");
+    assert_eq!(error.first().key, "server.token_file");
 }
+
+#[cfg(test)]
+#[path = "config_input_tests.rs"]
+mod input;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::Config;
 use crate::daemon::{self, Probes, RunOptions};
+use crate::files;
 use crate::server::{self, ServerOptions};
 
 /// The bundled speech sample: 1.94 s of espeak-ng, 16 kHz mono (daemon/assets/speech.wav).
@@ -17,13 +18,12 @@ pub const SPEECH_WAV: &[u8] = include_bytes!("../assets/speech.wav");
 const PRESS_AFTER: Duration = Duration::from_millis(250);
 
 pub async fn run(out: &Path) -> Result<(), String> {
+    // Before anything runs: a reply that cannot be written is an error, not a claim it is there.
+    files::check_writable(out).map_err(|e| format!("--out: {e}"))?;
     let dir = std::env::temp_dir().join(format!("pivox-demo-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let speech = dir.join("speech.wav");
     std::fs::write(&speech, SPEECH_WAV).map_err(|e| format!("{}: {e}", speech.display()))?;
-    if let Some(parent) = out.parent() {
-        std::fs::create_dir_all(parent).map_err(|e| format!("{}: {e}", parent.display()))?;
-    }
     let sample = hound::WavReader::open(&speech).map_err(|e| e.to_string())?.duration();
     let release = PRESS_AFTER + Duration::from_secs_f64(f64::from(sample) / 16_000.0);
 
@@ -79,6 +79,7 @@ pub async fn run(out: &Path) -> Result<(), String> {
     for turn in &report.turns {
         println!("\n{turn}");
     }
+    check_reply(out, speaker.samples.len())?;
     println!("\nThe played reply (earcons included) is in {}", out.display());
     if report.turns.iter().any(|t| t.outcome == "Completed") {
         Ok(())
@@ -87,6 +88,40 @@ pub async fn run(out: &Path) -> Result<(), String> {
     }
 }
 
+/// The reply as the simulated speaker wrote it: a write that failed after the start-up check
+/// (a full disk, a folder removed) is reported here rather than claimed done.
+fn check_reply(out: &Path, played: usize) -> Result<(), String> {
+    let failed = |e: String| format!("--out: the reply was not written to {}: {e}", out.display());
+    let bytes = files::read_bounded(out, REPLY_MAX).map_err(failed)?;
+    let written = hound::WavReader::new(bytes.as_slice()).map_err(|e| failed(e.to_string()))?.len() as usize;
+    if written < played {
+        return Err(failed(format!("it holds {written} of the {played} samples played")));
+    }
+    Ok(())
+}
+
+/// A demo reply lasts a few seconds: 64 MiB is over half an hour of it.
+const REPLY_MAX: u64 = 64 << 20;
+
 fn absolute(path: &Path) -> PathBuf {
     std::env::current_dir().map(|d| d.join(path)).unwrap_or_else(|_| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_reply_that_was_not_written_is_reported() {
+        let dir = std::env::temp_dir().join(format!("pivox-demo-reply-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let out = dir.join("reply.wav");
+        std::fs::write(&out, "").unwrap();
+        let err = check_reply(&out, 100).unwrap_err();
+        assert!(err.starts_with("--out: the reply was not written to") && !err.contains('\n'), "{err}");
+        std::fs::write(&out, SPEECH_WAV).unwrap();
+        check_reply(&out, 100).unwrap();
+        let samples = hound::WavReader::new(SPEECH_WAV).unwrap().len() as usize;
+        assert!(check_reply(&out, samples + 1).unwrap_err().contains("samples played"));
+    }
 }

@@ -105,10 +105,7 @@ fn main() -> ExitCode {
     pivox::logging::init();
     let result = match Cli::parse().command {
         Command::CheckConfig { file, elsewhere } => check_config(file.as_deref(), elsewhere),
-        Command::Run { config, turns, metrics } => load(config.as_deref()).and_then(|config| {
-            let options = pivox::daemon::RunOptions { turns, metrics_out: metrics, ..Default::default() };
-            block_on(async move { pivox::daemon::run(config, options).await.map(drop) })
-        }),
+        Command::Run { config, turns, metrics } => run(config.as_deref(), turns, metrics),
         Command::ServeHomeassistant { listen, token_file, reply } => {
             fake_ha_options(listen, &token_file, &reply).and_then(|options| block_on(serve_homeassistant(options)))
         }
@@ -131,13 +128,38 @@ fn main() -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            log::error!("{e}");
+            // One log line each: a config's problems come one per line.
+            e.lines().for_each(|line| log::error!("{line}"));
             ExitCode::FAILURE
         }
     }
 }
 
 /// The control plane needs one thread: a current-thread runtime (enough on a Pi Zero 2 W).
+/// The daemon. SIGHUP reads the config again and restarts the daemon with it; a config that
+/// now has errors is reported and the one in use kept.
+fn run(path: Option<&Path>, turns: Option<u32>, metrics: Option<PathBuf>) -> Result<(), String> {
+    let mut config = load(path)?;
+    block_on(async move {
+        loop {
+            let options = pivox::daemon::RunOptions { turns, metrics_out: metrics.clone(), ..Default::default() };
+            if !pivox::daemon::run(config.clone(), options).await?.reload {
+                return Ok(());
+            }
+            match load(path) {
+                Ok(new) => {
+                    log::info!("SIGHUP: config read again; starting with it");
+                    config = new;
+                }
+                Err(e) => {
+                    log::error!("SIGHUP: the config has errors, so the one in use is kept:");
+                    e.lines().for_each(|line| log::error!("{line}"));
+                }
+            }
+        }
+    })
+}
+
 fn block_on<F: std::future::Future<Output = Result<(), String>>>(future: F) -> Result<(), String> {
     tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -166,12 +188,16 @@ fn load(given: Option<&Path>) -> Result<Config, String> {
 fn check_config(given: Option<&Path>, elsewhere: bool) -> Result<(), String> {
     let path = config_path(given)?;
     let files = if elsewhere { Files::Elsewhere } else { Files::Check };
-    let loaded = Config::load_with(&path, files).map_err(|e| e.to_string())?;
+    // Every problem is reported (the errors on stderr, one per line, by `main`).
+    let loaded = Config::load_with(&path, files).map_err(|e| {
+        e.warnings.iter().for_each(|w| println!("warning: {w}"));
+        e.to_string()
+    })?;
     loaded.warnings.iter().for_each(|w| println!("warning: {w}"));
     println!(
         "{}: OK (server {} via {}; microphone {}, speaker {}, button {}, LED {})",
         path.display(),
-        loaded.config.server.url,
+        pivox::text::shorten(&loaded.config.server.url, 2 * pivox::text::QUOTE_CHARS),
         loaded.config.server.kind,
         loaded.config.microphone.backend,
         loaded.config.speaker.backend,

@@ -19,7 +19,8 @@ fn check_config_accepts_the_example_and_explains_a_broken_file_in_one_line() {
 
     let dir = temp_dir("cli-bad");
     let bad = dir.join("bad.toml");
-    std::fs::write(&bad, "[server]\nurl = \"ws://127.0.0.1:1/\"\n\n[audio]\nframe_ms = 33\n").unwrap();
+    let mic = format!("[microphone]\nbackend = \"sim\"\ndevice = {:?}\n", speech_path().display().to_string());
+    std::fs::write(&bad, format!("[server]\nurl = \"ws://127.0.0.1:1/\"\n\n[audio]\nframe_ms = 33\n{mic}")).unwrap();
     let out = Command::new(PIVOX).arg("check-config").arg(&bad).output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);

@@ -48,8 +48,11 @@ impl TrustedRoots {
         let system = rustls_native_certs::load_native_certs().certs;
         let mut extra = Vec::new();
         if let Some(ca_file) = &server.ca_file {
-            extra = CertificateDer::pem_file_iter(ca_file)
-                .and_then(|certs| certs.collect())
+            // Bounded, and never waiting on a FIFO (crate::files).
+            let pem = crate::files::read_bounded(ca_file, crate::files::CA_FILE_MAX)
+                .map_err(|e| format!("server.ca_file {}: {e}", ca_file.display()))?;
+            extra = CertificateDer::pem_slice_iter(&pem)
+                .collect::<Result<_, _>>()
                 .map_err(|e| format!("server.ca_file {}: not a PEM certificate file: {e}", ca_file.display()))?;
             if extra.is_empty() {
                 return Err(format!("server.ca_file {}: holds no certificate", ca_file.display()));
@@ -66,11 +69,29 @@ impl TrustedRoots {
 /// A connection error, with what to do about it when it is a certificate the device does
 /// not trust.
 pub fn explain(error: String) -> String {
-    if error.contains("UnknownIssuer") {
+    if error.contains("CaUsedAsEndEntity") {
+        format!(
+            "{error}: the server presents a CA certificate as its own (a self-signed certificate made as a CA); \
+             make a server certificate signed by that CA, or one without the CA flag, and put the CA in server.ca_file"
+        )
+    } else if error.contains("UnknownIssuer") {
         format!(
             "{error}: the server's certificate is not signed by a CA this device trusts; put that CA (PEM) in server.ca_file"
         )
     } else {
         error
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn certificate_errors_say_what_to_do() {
+        assert!(explain("invalid peer certificate: UnknownIssuer".into()).contains("server.ca_file"));
+        let ca = explain("invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))".into());
+        assert!(ca.contains("presents a CA certificate as its own"), "{ca}");
+        assert_eq!(explain("Connection refused".into()), "Connection refused");
     }
 }
