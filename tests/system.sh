@@ -114,7 +114,7 @@ step "booting in qemu-system-aarch64 (cortex-a53, 2 cores, TCG); console in $scr
 qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 2 -m 1024 -display none -no-reboot \
   -kernel "$scratch/vmlinuz" -initrd "$scratch/initrd" -append "$cmdline console=ttyAMA0 panic=-1" \
   -drive file="$image",format=raw,if=virtio \
-  -netdev user,id=net0,hostfwd=tcp:127.0.0.1:$ssh_port-:22 -device virtio-net-pci,netdev=net0 \
+  -netdev user,id=net0,hostfwd=tcp:127.0.0.1:$ssh_port-:22 -device virtio-net-pci,netdev=net0,romfile= \
   -serial file:"$scratch/console.log" &
 qemu_pid=$!
 cleanups+=("kill $qemu_pid 2>/dev/null; cp $scratch/console.log ${TMPDIR:-/tmp}/pivox-system-test-console.log 2>/dev/null")

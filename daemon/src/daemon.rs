@@ -1,8 +1,10 @@
 //! The daemon: devices on their own threads, the server link as a task, and one `select!`
 //! loop that feeds the session state machine and carries out the actions it returns.
 //!
-//! Shutdown order (SIGINT, SIGTERM, `--turns` reached): stop capture, close the link, stop
-//! playback, LED off, join the device threads — each step bounded in time.
+//! Shutdown order (SIGINT, SIGTERM, SIGHUP, `--turns` reached): stop capture, close the link,
+//! stop playback, LED off, join the device threads — each step bounded in time. SIGHUP asks for
+//! a reload: the run ends the same way with [`RunReport::reload`] set, and the caller starts it
+//! again with the config read anew (`pivox run` does; a config with errors keeps the old one).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -24,8 +26,10 @@ use crate::devices::{self, DeviceThread, Fault};
 use crate::link::{self, Command, Event as LinkEvent, LinkParams};
 use crate::metrics::{TurnClock, TurnMetrics};
 use crate::playback::{self, PlaybackCommand, PlaybackEvent};
+use crate::repeats::{Repeats, more};
 use crate::session::{Action, Event, Session, State};
 use crate::supervisor::Supervisor;
+use crate::text::shorten;
 use crate::uplink::Uplink;
 
 /// Where simulated devices record what they did, for the caller to inspect.
@@ -57,6 +61,8 @@ impl Default for RunOptions {
 #[derive(Debug, Default)]
 pub struct RunReport {
     pub turns: Vec<TurnMetrics>,
+    /// The run ended on SIGHUP: the caller should read the config again and run anew.
+    pub reload: bool,
 }
 
 const JOIN_LIMIT: Duration = Duration::from_secs(2);
@@ -134,7 +140,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         completed: 0,
         turns: options.turns,
         metrics_out: options.metrics_out,
-        stray_reply_frames: 0,
+        stray_reply_frames: Repeats::default(),
+        playback_full: Repeats::default(),
         link_refused: false,
         supervisor: Supervisor::from_env(),
     };
@@ -161,7 +168,16 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         let deadline = daemon.session.next_deadline().map(tokio::time::Instant::from_std);
         tokio::select! {
             // A signal or the caller asks us to stop.
-            why = &mut stopped => { log::info!("stopping: {why}"); break Ok(()) }
+            why = &mut stopped => {
+                if why == SIGHUP {
+                    log::info!("SIGHUP: stopping the devices and the link to read the config again");
+                    daemon.supervisor.reloading();
+                    daemon.report.reload = true;
+                } else {
+                    log::info!("stopping: {why}");
+                }
+                break Ok(());
+            }
             // systemd's watchdog: pinged from this loop, so a hung loop gets the service restarted.
             _ = watchdog_tick(&mut watchdog) => daemon.supervisor.ping(),
             // Button edges drive the session.
@@ -192,7 +208,9 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
     };
 
     // Fixed shutdown order, each step bounded.
-    daemon.supervisor.stopping();
+    if !daemon.report.reload {
+        daemon.supervisor.stopping();
+    }
     stop_devices.store(true, Ordering::Relaxed);
     let Daemon { uplink, playback, led, report, .. } = daemon;
     drop(uplink);
@@ -248,14 +266,18 @@ fn spawn_playback(
     })
 }
 
-/// Resolves on SIGINT, SIGTERM or the caller's stop flag, naming which.
+const SIGHUP: &str = "SIGHUP";
+
+/// Resolves on SIGINT, SIGTERM, SIGHUP or the caller's stop flag, naming which.
 async fn stop_requested(stop: Option<watch::Receiver<bool>>) -> &'static str {
     use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).ok();
+    let mut hangup = signal(SignalKind::hangup()).ok();
     let mut stop = stop;
     tokio::select! {
         _ = tokio::signal::ctrl_c() => "SIGINT",
         Some(_) = async { term.as_mut()?.recv().await } => "SIGTERM",
+        Some(_) = async { hangup.as_mut()?.recv().await } => SIGHUP,
         Some(()) = async { stop.as_mut()?.wait_for(|s| *s).await.ok().map(drop) } => "stop requested",
     }
 }
@@ -278,7 +300,10 @@ struct Daemon {
     completed: u32,
     turns: Option<u32>,
     metrics_out: Option<PathBuf>,
-    stray_reply_frames: u32,
+    /// Reply frames that belonged to no reply being played, and packets the full playback
+    /// queue refused: each warned about once per run.
+    stray_reply_frames: Repeats,
+    playback_full: Repeats,
     /// The server refused pivox's credentials (Home Assistant: `auth_invalid`).
     link_refused: bool,
     supervisor: Supervisor,
@@ -302,9 +327,14 @@ impl Daemon {
         Ok(())
     }
 
-    fn play(&self, command: PlaybackCommand) {
-        if self.playback.try_send(command).is_err() {
-            log::warn!("playback queue full; a reply packet was dropped");
+    fn play(&mut self, command: PlaybackCommand) {
+        if self.playback.try_send(command).is_err()
+            && let Some(before) = self.playback_full.occur(Instant::now())
+        {
+            log::warn!(
+                "playback queue full: the server sends faster than the speaker plays; packets dropped{}",
+                more(before)
+            );
         }
     }
 
@@ -313,7 +343,10 @@ impl Daemon {
         self.last_edge_at = edge.at;
         let event = match edge.edge {
             Edge::Pressed if !self.session.link_up() => {
-                log::warn!("button pressed while the server is unreachable: nothing is recorded until it is back");
+                log::warn!(
+                    "button pressed while the server is unreachable: connecting now; press again once it is back"
+                );
+                self.uplink.command(Command::ConnectNow);
                 Event::Pressed(edge.at)
             }
             Edge::Pressed => Event::Pressed(edge.at),
@@ -362,55 +395,38 @@ impl Daemon {
                 return;
             }
             LinkEvent::ReplyStart { turn } => {
-                if self.session.reply_turn() == Some(turn)
+                let was_playing = matches!(self.session.state(), State::Playing { .. });
+                let actions = self.session.handle(Event::ReplyStarted(turn, Instant::now()));
+                self.apply(actions, frames);
+                if !was_playing
+                    && matches!(self.session.state(), State::Playing { turn: t, .. } if t == turn)
                     && let Some(codec) = self.codec
                 {
-                    self.stray_reply_frames = 0;
                     self.play(PlaybackCommand::Begin { turn, codec });
-                }
-                Event::ReplyStarted(turn)
-            }
-            LinkEvent::ReplyAudio { header, payload, at } => {
-                match self.session.state() {
-                    State::Playing { turn, .. } if header.turn_tag == link::protocol::AudioHeader::tag(turn) => {
-                        if let Some(clock) = self.clock.as_mut() {
-                            clock.first_reply_at.get_or_insert(at);
-                        }
-                        self.play(PlaybackCommand::Packet {
-                            seq: header.seq,
-                            timestamp: header.timestamp,
-                            payload,
-                            at,
-                        });
-                    }
-                    _ => {
-                        self.stray_reply_frames += 1;
-                        if self.stray_reply_frames == 1 {
-                            log::warn!(
-                                "reply audio for turn tag {} arrived outside its reply; dropped",
-                                header.turn_tag
-                            );
-                        }
-                    }
                 }
                 return;
             }
+            LinkEvent::ReplyAudio { header, payload, at } => return self.reply_audio(header, payload, at),
             LinkEvent::ReplyEnd { turn } => {
                 if matches!(self.session.state(), State::Playing { turn: t, .. } if t == turn) {
                     self.play(PlaybackCommand::End);
                 }
                 Event::ReplyEnded(turn)
             }
-            LinkEvent::Transcript { turn, text } => return log::info!("turn {turn}: heard \"{text}\""),
-            LinkEvent::ReplyText { turn, text } => return log::info!("turn {turn}: reply \"{text}\""),
+            LinkEvent::Transcript { turn, text } => {
+                return log::info!("turn {turn}: heard \"{}\"", shorten(&text, 300));
+            }
+            LinkEvent::ReplyText { turn, text } => return log::info!("turn {turn}: reply \"{}\"", shorten(&text, 300)),
             LinkEvent::ServerError { turn: Some(turn), code, message } if code == "stt-no-text-recognized" => {
                 log::info!("turn {turn}: {message}");
                 Event::NotUnderstood(turn)
             }
             LinkEvent::ServerError { turn, code, message } => {
                 log::warn!(
-                    "server error{}: {code}: {message}",
-                    turn.map(|t| format!(" on turn {t}")).unwrap_or_default()
+                    "server error{}: {}: {}",
+                    turn.map(|t| format!(" on turn {t}")).unwrap_or_default(),
+                    shorten(&code, 60),
+                    shorten(&message, 300)
                 );
                 Event::ServerError(turn)
             }
@@ -420,15 +436,49 @@ impl Daemon {
                 }
                 return;
             }
-            LinkEvent::EndSent { turn, at } => {
+            LinkEvent::EndSent { turn, at, frames } => {
                 if let Some(clock) = self.clock.as_mut().filter(|c| c.turn == turn) {
                     clock.end_sent_at = Some(at);
+                    clock.frames_sent = frames;
                 }
                 return;
+            }
+            LinkEvent::InputClosed { turn, at, frames } => {
+                if let Some(clock) = self.clock.as_mut().filter(|c| c.turn == turn) {
+                    // What the server took, not what the microphone went on to capture.
+                    clock.end_sent_at = Some(at);
+                    clock.frames_sent = frames;
+                    clock.samples_sent = u64::from(frames) * self.uplink.frame_samples() as u64;
+                }
+                Event::InputClosed(turn, at)
             }
         };
         let actions = self.session.handle(session_event);
         self.apply(actions, frames);
+    }
+
+    /// Reply audio goes to playback when it belongs to the reply being played; anything else
+    /// is dropped, with one warning per run of such frames.
+    fn reply_audio(&mut self, header: link::protocol::AudioHeader, payload: bytes::Bytes, at: Instant) {
+        match self.session.state() {
+            State::Playing { turn, .. } if header.turn_tag == link::protocol::AudioHeader::tag(turn) => {
+                if let Some(clock) = self.clock.as_mut() {
+                    clock.first_reply_at.get_or_insert(at);
+                }
+                self.play(PlaybackCommand::Packet { seq: header.seq, timestamp: header.timestamp, payload, at });
+                // A pure state update: it only ever moves the reply's stall deadline.
+                let _ = self.session.handle(Event::ReplyAudio(turn, at));
+            }
+            _ => {
+                if let Some(before) = self.stray_reply_frames.occur(at) {
+                    log::warn!(
+                        "reply audio for turn tag {} arrived outside its reply; dropped{}",
+                        header.turn_tag,
+                        more(before)
+                    );
+                }
+            }
+        }
     }
 
     fn playback_event(
@@ -524,6 +574,18 @@ impl Daemon {
     fn turn_done(&mut self, turn: u32, outcome: crate::session::Outcome) {
         if outcome == crate::session::Outcome::Completed {
             self.completed += 1;
+        }
+        if let Some(why) = outcome.fault(self.session.limits()) {
+            log::warn!("turn {turn}: {outcome:?}: {why}");
+        }
+        for (what, repeats) in [
+            ("reply frames outside their reply", &mut self.stray_reply_frames),
+            ("packets refused by the full playback queue", &mut self.playback_full),
+        ] {
+            let n = repeats.finish();
+            if n > 0 {
+                log::warn!("turn {turn}: {n} more {what} after the first warning");
+            }
         }
         let Some(clock) = self.clock.take().filter(|c| c.turn == turn) else { return };
         let metrics = clock.finish(outcome, self.counters.snapshot(), self.dropped.load(Ordering::Relaxed), CODEC_RATE);

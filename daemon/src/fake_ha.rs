@@ -36,6 +36,11 @@ pub enum Scenario {
     CloseMidRun,
     /// Unreadable messages and an event for a run that does not exist come first.
     Garbage,
+    /// HA's own end-of-speech detection: after this many audio frames, `stt-vad-end` and the
+    /// answer, whether or not the button is still held.
+    ServerVad { after_frames: u32 },
+    /// `run-end` right after the run's `result`, before any `run-start`.
+    RunEndFirst,
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +59,8 @@ pub struct FakeHaOptions {
     pub answer: String,
     /// Send the reply in pieces of this many bytes with this pause between them.
     pub trickle: Option<(usize, Duration)>,
+    /// Trickle only the first download; later ones go at full speed.
+    pub trickle_first_only: bool,
     /// Number each run's answer ("… (run 3)"), so that no two replies are the same text
     /// and a client cache cannot serve them.
     pub vary_answer: bool,
@@ -75,6 +82,7 @@ impl FakeHaOptions {
             reply_mime: "audio/mpeg".into(),
             answer: "It is twenty past three.".into(),
             trickle: None,
+            trickle_first_only: false,
             vary_answer: false,
             streaming_lead: None,
         }
@@ -101,6 +109,8 @@ pub struct RunRecord {
 pub struct FakeHaReport {
     pub connections: u32,
     pub auth_failures: u32,
+    /// Clients that answered `auth_invalid` with a WebSocket close frame (a clean close).
+    pub auth_failures_closed_cleanly: u32,
     pub runs: Vec<RunRecord>,
     pub violations: Vec<String>,
     /// Reply downloads: (when it started, how long it took).
@@ -138,6 +148,7 @@ struct Shared {
     /// Reply tokens handed out in run-start/tts-end.
     replies: Mutex<HashSet<String>>,
     next_token: Mutex<u64>,
+    downloads_started: std::sync::atomic::AtomicUsize,
 }
 
 impl Shared {
@@ -175,6 +186,7 @@ pub async fn start(options: FakeHaOptions) -> std::io::Result<FakeHaHandle> {
         report: report.clone(),
         replies: Mutex::new(HashSet::new()),
         next_token: Mutex::new(0),
+        downloads_started: Default::default(),
     });
     let (stop, mut stopped) = watch::channel(false);
     let task = tokio::spawn(async move {
@@ -235,6 +247,7 @@ async fn http(mut stream: TcpStream, path: &str, shared: Arc<Shared>) {
         return;
     }
     let started = Instant::now();
+    let first = shared.downloads_started.fetch_add(1, std::sync::atomic::Ordering::Relaxed) == 0;
     let body = shared.options.reply.clone();
     let head = format!(
         "HTTP/1.1 200 OK\r\nContent-Type: {}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
@@ -244,7 +257,8 @@ async fn http(mut stream: TcpStream, path: &str, shared: Arc<Shared>) {
     if stream.write_all(head.as_bytes()).await.is_err() {
         return;
     }
-    let (piece, pause) = shared.options.trickle.unwrap_or((body.len().max(1), Duration::ZERO));
+    let trickle = shared.options.trickle.filter(|_| first || !shared.options.trickle_first_only);
+    let (piece, pause) = trickle.unwrap_or((body.len().max(1), Duration::ZERO));
     for chunk in body.chunks(piece.max(1)) {
         if stream.write_all(chunk).await.is_err() || stream.flush().await.is_err() {
             return;
@@ -264,6 +278,8 @@ struct Conn {
     next_handler: u8,
     /// Run index in the report by handler id, while the run takes audio.
     handlers: HashMap<u8, usize>,
+    /// Handlers whose run stopped listening on its own (`Scenario::ServerVad`).
+    vad_ended: HashSet<u8>,
 }
 
 async fn websocket(stream: TcpStream, shared: Arc<Shared>) {
@@ -287,6 +303,20 @@ async fn websocket(stream: TcpStream, shared: Arc<Shared>) {
         }
         let _ = tx.send(send(json!({"type": "auth_invalid", "message": "Invalid access token or password"}))).await;
         let _ = tx.close().await;
+        // As HA's aiohttp handler: the close handshake, answered by a client that closes cleanly.
+        let closed = tokio::time::timeout(Duration::from_secs(2), async {
+            while let Some(Ok(message)) = rx.next().await {
+                if matches!(message, WsMessage::Close(_)) {
+                    return true;
+                }
+            }
+            false
+        });
+        if closed.await.unwrap_or(false)
+            && let Ok(mut report) = shared.report.lock()
+        {
+            report.auth_failures_closed_cleanly += 1;
+        }
         return;
     }
     if tx.send(send(json!({"type": "auth_ok", "ha_version": "2025.11.0"}))).await.is_err() {
@@ -307,7 +337,7 @@ async fn websocket(stream: TcpStream, shared: Arc<Shared>) {
         }
     });
     let out = |v: Value| drop(out_tx.send(Some(send(v))));
-    let mut conn = Conn { last_id: 0, next_handler: 1, handlers: HashMap::new() };
+    let mut conn = Conn { last_id: 0, next_handler: 1, handlers: HashMap::new(), vad_ended: HashSet::new() };
     while let Some(Ok(message)) = rx.next().await {
         match message {
             WsMessage::Text(text) => {
@@ -342,13 +372,16 @@ async fn websocket(stream: TcpStream, shared: Arc<Shared>) {
                 let handler = data[0];
                 let payload = &data[1..];
                 let Some(&index) = conn.handlers.get(&handler) else {
-                    shared.violation(format!("audio for handler {handler}, which no running run has"));
+                    // Audio that was on its way when HA stopped listening is no fault.
+                    if !conn.vad_ended.contains(&handler) {
+                        shared.violation(format!("audio for handler {handler}, which no running run has"));
+                    }
                     continue;
                 };
                 if payload.len() % 2 != 0 {
                     shared.violation(format!("an audio frame of {} bytes: not whole 16-bit samples", payload.len()));
                 }
-                let close_now = {
+                let (close_now, vad_end) = {
                     let mut report = shared.report.lock().unwrap_or_else(|e| e.into_inner());
                     let run = &mut report.runs[index];
                     if payload.is_empty() {
@@ -358,8 +391,17 @@ async fn websocket(stream: TcpStream, shared: Arc<Shared>) {
                         run.frames += 1;
                         run.samples.extend(payload.chunks_exact(2).map(|b| i16::from_le_bytes([b[0], b[1]])));
                     }
-                    shared.options.scenario == Scenario::CloseMidRun && run.frames >= 5
+                    let vad_end = matches!(shared.options.scenario,
+                        Scenario::ServerVad { after_frames } if run.frames >= after_frames && !payload.is_empty());
+                    (shared.options.scenario == Scenario::CloseMidRun && run.frames >= 5, vad_end.then_some(run.id))
                 };
+                if let Some(id) = vad_end {
+                    conn.handlers.remove(&handler);
+                    conn.vad_ended.insert(handler);
+                    let _ = out_tx.send(Some(event(id, "stt-vad-end", json!({"timestamp": 1200}))));
+                    finish_run(&shared, index, &out_tx);
+                    continue;
+                }
                 if close_now {
                     let _ = out_tx.send(None);
                     break;
@@ -428,6 +470,11 @@ fn start_run(
         "tts_output": {"token": token, "url": url, "mime_type": shared.options.reply_mime,
             "stream_response": shared.options.streaming_lead.is_some()},
     });
+    if shared.options.scenario == Scenario::RunEndFirst {
+        conn.handlers.remove(&handler);
+        send(event(id, "run-end", Value::Null));
+        return;
+    }
     let garbage = shared.options.scenario == Scenario::Garbage;
     let delay = shared.options.run_start_delay;
     let out = out.clone();

@@ -13,7 +13,8 @@ use futures_util::{SinkExt, StreamExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio_tungstenite::tungstenite::handshake::server::{ErrorResponse, Request, Response};
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message as WsMessage, http};
 
 use crate::audio::codec::{self, Codec, Decoder, Encoder, OpusSettings};
@@ -150,6 +151,13 @@ async fn serve_connection(stream: TcpStream, shared: &Shared) -> Result<(), Stri
                 return Err(format!("closed: {e}"));
             }
         };
+        if let WsMessage::Binary(audio) = &frame
+            && audio.len() > protocol::MAX_AUDIO_FRAME
+        {
+            let close = CloseFrame { code: CloseCode::Size, reason: "audio frame over 4096 bytes".into() };
+            let _ = socket.close(Some(close)).await;
+            return Err(format!("closed with 1009: a {}-byte audio frame", audio.len()));
+        }
         for reply in connection.handle(frame)? {
             socket.send(reply).await.map_err(|e| e.to_string())?;
         }

@@ -5,6 +5,14 @@
 //!   ▲                 │ short press: cancel              │ reply_end (no audio)     │ playback finished
 //!   └─────────────────┴──────────────────────────────────┴──────────────────────────┘
 //! ```
+//! The server may end the listening itself (Home Assistant's own end-of-speech detection):
+//! `InputClosed` moves Listening to Waiting as a release would, and a reply or the end of the
+//! turn that arrives while the button is still held is taken, not dropped.
+//!
+//! Every state but Idle ends within a bounded time: Listening after `max_turn`, Waiting after
+//! `reply_timeout`, Playing when no reply audio arrived for `reply_timeout` (a stalled reply)
+//! or `max_reply` after the turn ended (a reply that never ends).
+//!
 //! A press in Waiting or Playing is a barge-in: the old turn is cancelled, its reply
 //! silenced, and a new turn starts at once. A link failure or server error during a turn
 //! gives the error earcon and returns to Idle; a turn the server heard no words in gives
@@ -29,8 +37,11 @@ pub struct Limits {
     pub min_press: Duration,
     /// A turn still held after this long is ended as if released.
     pub max_turn: Duration,
-    /// How long to wait for the start of a reply after the end of a turn.
+    /// How long to wait for the start of a reply after the end of a turn, and the longest
+    /// pause in a reply's audio before the reply is taken as stalled.
     pub reply_timeout: Duration,
+    /// The longest a reply may play, counted from the end of the turn.
+    pub max_reply: Duration,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -48,8 +59,13 @@ pub enum Event {
     /// The server link is connected and ready for turns.
     LinkUp,
     LinkDown,
-    ReplyStarted(TurnId),
+    /// The server started replying to this turn, at this time.
+    ReplyStarted(TurnId, Instant),
+    /// Reply audio for this turn arrived (and was handed to playback) at this time.
+    ReplyAudio(TurnId, Instant),
     ReplyEnded(TurnId),
+    /// The server stopped listening to this turn (its own end-of-speech detection) at this time.
+    InputClosed(TurnId, Instant),
     /// The server reported an error for this turn (or for the connection: `None`).
     ServerError(Option<TurnId>),
     /// The server heard no words in this turn's audio: nothing is broken, ask again.
@@ -64,6 +80,8 @@ pub enum Event {
 pub enum EndReason {
     Released,
     MaxLength,
+    /// The server stopped listening before the button was released.
+    ServerEnded,
 }
 
 /// How a turn ended, for metrics and for `--turns`.
@@ -79,6 +97,10 @@ pub enum Outcome {
     BargedIn,
     LinkLost,
     ReplyTimeout,
+    /// The reply's audio stopped coming for `reply_timeout` before its end.
+    ReplyStalled,
+    /// The reply was still playing `max_reply` after the turn ended.
+    ReplyTooLong,
     ServerError,
     /// The server recognised no words.
     NotUnderstood,
@@ -99,6 +121,36 @@ pub enum Action {
     TurnDone(TurnId, Outcome),
 }
 
+impl Outcome {
+    /// Why a turn that failed on the way failed, for its one log line; `None` for outcomes that
+    /// are no fault (completed, barge-in, too short, nothing heard).
+    pub fn fault(self, limits: &Limits) -> Option<String> {
+        let secs = |d: Duration| format!("{:.0} s", d.as_secs_f64());
+        Some(match self {
+            Outcome::LinkLost => "the connection to the server was lost during the turn".into(),
+            Outcome::ReplyTimeout => format!("no reply within {} of the end of the turn", secs(limits.reply_timeout)),
+            Outcome::ReplyStalled => {
+                format!("the reply stopped arriving for {} before its end", secs(limits.reply_timeout))
+            }
+            Outcome::ReplyTooLong => {
+                format!("the reply was cut off after {} (session.max_reply)", secs(limits.max_reply))
+            }
+            Outcome::ServerError => "the server reported an error".into(),
+            Outcome::NoReply => "the server ended the turn without a reply".into(),
+            Outcome::Completed | Outcome::TooShort | Outcome::BargedIn | Outcome::NotUnderstood => return None,
+        })
+    }
+}
+
+/// When the reply of the turn in Playing started to be awaited, and when its audio last came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ReplyClock {
+    turn: TurnId,
+    ended_at: Instant,
+    last_audio: Instant,
+    heard: bool,
+}
+
 /// The actions one event produced; never more than a handful.
 pub type Actions = heapless::Vec<Action, 8>;
 
@@ -110,15 +162,21 @@ pub struct Session {
     /// The link was up once and went down: its return earns the "reconnected" earcon.
     link_lost: bool,
     last_turn: TurnId,
+    /// Set while Playing: bounds the reply in time, and tells an empty reply from a played one.
+    reply: Option<ReplyClock>,
 }
 
 impl Session {
     pub fn new(limits: Limits) -> Self {
-        Self { limits, state: State::Idle, link_up: false, link_lost: false, last_turn: 0 }
+        Self { limits, state: State::Idle, link_up: false, link_lost: false, last_turn: 0, reply: None }
     }
 
     pub fn state(&self) -> State {
         self.state
+    }
+
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// Whether the server link is up, so that a press can start a turn.
@@ -147,7 +205,11 @@ impl Session {
         match self.state {
             State::Listening { since, .. } => Some(since + self.limits.max_turn),
             State::Waiting { since, .. } => Some(since + self.limits.reply_timeout),
-            _ => None,
+            State::Playing { reply_ended, .. } => self.reply.map(|r| {
+                let cap = r.ended_at + self.limits.max_reply;
+                if reply_ended { cap } else { cap.min(r.last_audio + self.limits.reply_timeout) }
+            }),
+            State::Idle => None,
         }
     }
 
@@ -225,18 +287,44 @@ impl Session {
                 act(Action::CancelTurn(turn));
                 self.fail(turn, Outcome::ReplyTimeout, &mut act);
             }
-            (State::Waiting { turn, .. }, Event::ReplyStarted(t)) if t == turn => {
-                self.state = State::Playing { turn, reply_ended: false };
-                act(Action::Led(LedState::Speaking));
+            (State::Listening { turn, .. }, Event::InputClosed(t, at)) if t == turn => {
+                self.end_turn(turn, EndReason::ServerEnded, at, &mut act);
+            }
+            // The server answers while the button is still held: it has heard enough.
+            (State::Listening { turn, .. }, Event::ReplyStarted(t, at)) if t == turn => {
+                self.end_turn(turn, EndReason::ServerEnded, at, &mut act);
+                self.start_reply(turn, &mut act);
+            }
+            (State::Waiting { turn, .. }, Event::ReplyStarted(t, _)) if t == turn => self.start_reply(turn, &mut act),
+            (State::Listening { turn, .. }, Event::ReplyEnded(t)) if t == turn => {
+                act(Action::CancelTurn(turn));
+                self.finish(turn, Outcome::NoReply, &mut act);
             }
             (State::Waiting { turn, .. }, Event::ReplyEnded(t)) if t == turn => {
                 self.finish(turn, Outcome::NoReply, &mut act);
+            }
+            (State::Playing { turn, .. }, Event::ReplyAudio(t, at)) if t == turn => {
+                if let Some(reply) = self.reply.as_mut() {
+                    reply.last_audio = reply.last_audio.max(at);
+                    reply.heard = true;
+                }
             }
             (State::Playing { turn, .. }, Event::ReplyEnded(t)) if t == turn => {
                 self.state = State::Playing { turn, reply_ended: true };
             }
             (State::Playing { turn, .. }, Event::PlaybackFinished(t)) if t == turn => {
-                self.finish(turn, Outcome::Completed, &mut act);
+                let heard = self.reply.is_some_and(|r| r.heard);
+                self.finish(turn, if heard { Outcome::Completed } else { Outcome::NoReply }, &mut act);
+            }
+            (State::Playing { turn, reply_ended }, Event::Tick(now)) => {
+                let Some(reply) = self.reply else { return out };
+                if now >= reply.ended_at + self.limits.max_reply {
+                    act(Action::CancelTurn(turn));
+                    self.fail(turn, Outcome::ReplyTooLong, &mut act);
+                } else if !reply_ended && now >= reply.last_audio + self.limits.reply_timeout {
+                    act(Action::CancelTurn(turn));
+                    self.fail(turn, Outcome::ReplyStalled, &mut act);
+                }
             }
             (State::Listening { turn, .. } | State::Waiting { turn, .. }, Event::NotUnderstood(t)) if t == turn => {
                 self.state = State::Idle;
@@ -270,8 +358,19 @@ impl Session {
         act(Action::Led(LedState::Thinking));
     }
 
+    fn start_reply(&mut self, turn: TurnId, act: &mut impl FnMut(Action)) {
+        let ended_at = match self.state {
+            State::Waiting { since, .. } => since,
+            _ => return,
+        };
+        self.reply = Some(ReplyClock { turn, ended_at, last_audio: ended_at, heard: false });
+        self.state = State::Playing { turn, reply_ended: false };
+        act(Action::Led(LedState::Speaking));
+    }
+
     fn finish(&mut self, turn: TurnId, outcome: Outcome, act: &mut impl FnMut(Action)) {
         self.state = State::Idle;
+        self.reply = None;
         act(Action::TurnDone(turn, outcome));
         act(Action::Led(if self.link_up { LedState::Idle } else { LedState::Disconnected }));
     }
@@ -281,6 +380,7 @@ impl Session {
             act(Action::StopPlayback);
         }
         self.state = State::Idle;
+        self.reply = None;
         act(Action::Earcon(Earcon::Error));
         act(Action::TurnDone(turn, outcome));
         act(Action::Led(LedState::Error));

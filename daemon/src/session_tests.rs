@@ -6,6 +6,7 @@ const LIMITS: Limits = Limits {
     min_press: Duration::from_millis(150),
     max_turn: Duration::from_secs(30),
     reply_timeout: Duration::from_secs(10),
+    max_reply: Duration::from_secs(60),
 };
 
 fn ms(t0: Instant, ms: u64) -> Instant {
@@ -34,7 +35,8 @@ fn a_whole_turn_goes_idle_listening_waiting_playing_idle() {
     assert_eq!(s.state(), State::Waiting { turn: 1, since: ms(t0, 2000) });
     assert_eq!(s.streaming_turn(), None);
     assert_eq!(s.reply_turn(), Some(1));
-    assert_eq!(s.handle(Event::ReplyStarted(1)).as_slice(), [Action::Led(LedState::Speaking)]);
+    assert_eq!(s.handle(Event::ReplyStarted(1, t0)).as_slice(), [Action::Led(LedState::Speaking)]);
+    assert!(s.handle(Event::ReplyAudio(1, ms(t0, 2100))).is_empty());
     assert!(s.handle(Event::ReplyEnded(1)).is_empty());
     assert_eq!(s.state(), State::Playing { turn: 1, reply_ended: true });
     assert_eq!(
@@ -76,7 +78,7 @@ fn a_press_while_a_reply_plays_stops_it_and_starts_a_new_turn() {
     let (mut s, t0) = connected();
     s.handle(Event::Pressed(t0));
     s.handle(Event::Released(ms(t0, 1000)));
-    s.handle(Event::ReplyStarted(1));
+    s.handle(Event::ReplyStarted(1, t0));
     assert_eq!(
         s.handle(Event::Pressed(ms(t0, 1500))).as_slice(),
         [
@@ -113,7 +115,7 @@ fn link_down_during_a_turn_gives_the_error_earcon_and_returns_to_idle() {
             s.handle(Event::Released(ms(t0, 1000)));
         }
         if stage >= 2 {
-            s.handle(Event::ReplyStarted(1));
+            s.handle(Event::ReplyStarted(1, t0));
         }
         let out = s.handle(Event::LinkDown);
         assert!(out.contains(&Action::Earcon(Earcon::Error)), "stage {stage}: {out:?}");
@@ -131,7 +133,8 @@ fn a_reply_that_fully_arrived_keeps_playing_when_the_link_drops() {
     let (mut s, t0) = connected();
     s.handle(Event::Pressed(t0));
     s.handle(Event::Released(ms(t0, 1000)));
-    s.handle(Event::ReplyStarted(1));
+    s.handle(Event::ReplyStarted(1, t0));
+    s.handle(Event::ReplyAudio(1, ms(t0, 1100)));
     s.handle(Event::ReplyEnded(1));
     assert_eq!(s.handle(Event::LinkDown).as_slice(), [Action::Led(LedState::Disconnected)]);
     assert_eq!(
@@ -198,9 +201,13 @@ fn server_errors_fail_the_current_turn_only() {
 #[test]
 fn stray_events_in_idle_do_nothing() {
     let (mut s, t0) = connected();
-    for e in
-        [Event::Released(t0), Event::ReplyStarted(1), Event::ReplyEnded(1), Event::PlaybackFinished(1), Event::Tick(t0)]
-    {
+    for e in [
+        Event::Released(t0),
+        Event::ReplyStarted(1, t0),
+        Event::ReplyEnded(1),
+        Event::PlaybackFinished(1),
+        Event::Tick(t0),
+    ] {
         assert!(s.handle(e).is_empty(), "{e:?}");
     }
 }
@@ -221,4 +228,101 @@ fn a_turn_with_no_words_in_it_gets_its_own_earcon_and_no_error_light() {
     assert_eq!(s.state(), State::Idle);
     // A late report about a turn that is over changes nothing.
     assert!(s.handle(Event::NotUnderstood(1)).is_empty());
+}
+
+/// Issue 11.3: Home Assistant's own end-of-speech detection while the button is still held.
+#[test]
+fn the_server_ending_the_listening_moves_to_waiting_and_the_reply_is_taken() {
+    let (mut s, t0) = connected();
+    s.handle(Event::Pressed(t0));
+    assert_eq!(
+        s.handle(Event::InputClosed(1, ms(t0, 1200))).as_slice(),
+        [Action::EndTurn(1, EndReason::ServerEnded), Action::Earcon(Earcon::Release), Action::Led(LedState::Thinking)]
+    );
+    assert_eq!(s.state(), State::Waiting { turn: 1, since: ms(t0, 1200) });
+    // The release that follows changes nothing; the reply plays.
+    assert!(s.handle(Event::Released(ms(t0, 3000))).is_empty());
+    assert_eq!(s.handle(Event::ReplyStarted(1, ms(t0, 3100))).as_slice(), [Action::Led(LedState::Speaking)]);
+    s.handle(Event::ReplyAudio(1, ms(t0, 3100)));
+    s.handle(Event::ReplyEnded(1));
+    assert_eq!(s.handle(Event::PlaybackFinished(1))[0], Action::TurnDone(1, Outcome::Completed));
+}
+
+#[test]
+fn a_reply_that_starts_while_the_button_is_held_ends_the_listening_and_plays() {
+    let (mut s, t0) = connected();
+    s.handle(Event::Pressed(t0));
+    assert_eq!(
+        s.handle(Event::ReplyStarted(1, ms(t0, 900))).as_slice(),
+        [
+            Action::EndTurn(1, EndReason::ServerEnded),
+            Action::Earcon(Earcon::Release),
+            Action::Led(LedState::Thinking),
+            Action::Led(LedState::Speaking)
+        ]
+    );
+    assert_eq!(s.state(), State::Playing { turn: 1, reply_ended: false });
+    assert_eq!(s.streaming_turn(), None);
+}
+
+/// Issue 11.6: a run that ends before the button is released is over at once, not 15 s later.
+#[test]
+fn the_server_ending_the_turn_while_the_button_is_held_ends_it_now() {
+    let (mut s, t0) = connected();
+    s.handle(Event::Pressed(t0));
+    assert_eq!(
+        s.handle(Event::ReplyEnded(1)).as_slice(),
+        [Action::CancelTurn(1), Action::TurnDone(1, Outcome::NoReply), Action::Led(LedState::Idle)]
+    );
+    assert_eq!(s.state(), State::Idle);
+    assert!(s.handle(Event::Released(ms(t0, 2000))).is_empty());
+}
+
+/// Issue 11.6: a reply whose audio stops coming, or never ends, is ended in bounded time.
+#[test]
+fn a_stalled_or_endless_reply_is_ended_in_bounded_time() {
+    let playing = |s: &mut Session, t0| {
+        s.handle(Event::Pressed(t0));
+        s.handle(Event::Released(ms(t0, 1000)));
+        s.handle(Event::ReplyStarted(1, ms(t0, 1100)));
+    };
+    // Stalled: audio until 3 s, then nothing; ended reply_timeout after the last audio.
+    let (mut s, t0) = connected();
+    playing(&mut s, t0);
+    s.handle(Event::ReplyAudio(1, ms(t0, 3000)));
+    assert_eq!(s.next_deadline(), Some(ms(t0, 13_000)));
+    assert!(s.handle(Event::Tick(ms(t0, 12_999))).is_empty());
+    let out = s.handle(Event::Tick(ms(t0, 13_000)));
+    assert!(out.contains(&Action::StopPlayback) && out.contains(&Action::CancelTurn(1)), "{out:?}");
+    assert!(out.contains(&Action::TurnDone(1, Outcome::ReplyStalled)), "{out:?}");
+    assert_eq!(s.state(), State::Idle);
+
+    // Endless: audio keeps coming and never ends; cut off max_reply after the turn ended.
+    let (mut s, t0) = connected();
+    playing(&mut s, t0);
+    for at in (1100..61_000).step_by(5_000) {
+        s.handle(Event::ReplyAudio(1, ms(t0, at)));
+        assert!(s.handle(Event::Tick(ms(t0, at))).is_empty());
+    }
+    assert_eq!(s.next_deadline(), Some(ms(t0, 61_000)));
+    assert!(s.handle(Event::Tick(ms(t0, 61_000))).contains(&Action::TurnDone(1, Outcome::ReplyTooLong)));
+
+    // A reply that fully arrived is not "stalled", but is still bounded by max_reply.
+    let (mut s, t0) = connected();
+    playing(&mut s, t0);
+    s.handle(Event::ReplyEnded(1));
+    assert!(s.handle(Event::Tick(ms(t0, 30_000))).is_empty());
+    assert_eq!(s.next_deadline(), Some(ms(t0, 61_000)));
+}
+
+/// Issue 11.11: a reply that played nothing of this turn is not "Completed".
+#[test]
+fn a_reply_without_audio_for_the_turn_is_no_reply() {
+    let (mut s, t0) = connected();
+    s.handle(Event::Pressed(t0));
+    s.handle(Event::Released(ms(t0, 1000)));
+    s.handle(Event::ReplyStarted(1, ms(t0, 1100)));
+    s.handle(Event::ReplyAudio(2, ms(t0, 1200)));
+    s.handle(Event::ReplyEnded(1));
+    assert_eq!(s.handle(Event::PlaybackFinished(1))[0], Action::TurnDone(1, Outcome::NoReply));
 }

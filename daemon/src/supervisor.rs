@@ -1,5 +1,6 @@
 //! Talking to systemd: `READY=1` once the daemon is set up, `WATCHDOG=1` from the main loop,
-//! `STATUS=` lines for `systemctl status`, and `STOPPING=1` on the way out.
+//! `STATUS=` lines for `systemctl status`, `RELOADING=1` on SIGHUP, and `STOPPING=1` on the
+//! way out.
 //!
 //! Outside systemd (no `NOTIFY_SOCKET`) every call does nothing. The watchdog pings come from
 //! the daemon's `select!` loop itself, so a loop that hangs stops pinging and systemd restarts
@@ -38,9 +39,24 @@ impl Supervisor {
         send(&[NotifyState::Status(status)]);
     }
 
+    /// SIGHUP: the daemon stops and starts again with the config read anew; systemd waits
+    /// for the next `READY=1` (sd_notify(3): `RELOADING=1` with `MONOTONIC_USEC`).
+    pub fn reloading(&self) {
+        let now = nix_monotonic_usec();
+        send(&[NotifyState::Reloading, NotifyState::MonotonicUsec(now)]);
+    }
+
     pub fn stopping(&self) {
         send(&[NotifyState::Stopping]);
     }
+}
+
+/// CLOCK_MONOTONIC in microseconds, as systemd reads it.
+fn nix_monotonic_usec() -> i128 {
+    let mut ts = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: clock_gettime writes the timespec it is given and nothing else.
+    unsafe { libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut ts) };
+    i128::from(ts.tv_sec) * 1_000_000 + i128::from(ts.tv_nsec) / 1_000
 }
 
 fn send(states: &[NotifyState]) {

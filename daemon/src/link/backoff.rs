@@ -1,5 +1,12 @@
 //! Reconnect delays: exponential from `min` to `max`, each with "equal jitter" (a random
 //! point in the upper half), so many devices that lost the same server do not return in step.
+//!
+//! [`Retry`] chooses between two such schedules by what the failed attempt cost the server.
+//! An attempt that never reached it (connection refused, host unreachable, no answer) cost it
+//! one SYN at most: such attempts go on every [`PROBE_MAX`] at most, so the appliance is ready
+//! within about a second of its server coming back. An attempt that reached the server and
+//! failed there (a TLS or HTTP error, a refused handshake) made it do real work: those back off
+//! up to `reconnect_max`. A press while disconnected tries at once (`Command::ConnectNow`).
 
 use std::time::Duration;
 
@@ -34,9 +41,50 @@ impl Backoff {
     }
 }
 
+/// The longest pause between attempts that did not reach the server. On a LAN each costs
+/// one SYN and the server kernel's RST, ~120 bytes and no work for the server process.
+pub const PROBE_MAX: Duration = Duration::from_secs(1);
+
+/// The reconnect schedule of one link (see the module comment).
+#[derive(Debug)]
+pub struct Retry {
+    reached: Backoff,
+    unreached: Backoff,
+}
+
+impl Retry {
+    pub fn new(min: Duration, max: Duration) -> Self {
+        Self { reached: Backoff::new(min, max), unreached: Backoff::new(min.min(PROBE_MAX), max.min(PROBE_MAX)) }
+    }
+
+    /// The pause after a failed attempt; `reached`: the server's port accepted the connection.
+    pub fn next_delay(&mut self, reached: bool) -> Duration {
+        if reached { self.reached.next_delay() } else { self.unreached.next_delay() }
+    }
+
+    /// After a successful connection.
+    pub fn reset(&mut self) {
+        self.reached.reset();
+        self.unreached.reset();
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn attempts_that_never_reached_the_server_repeat_within_a_second() {
+        let mut retry = Retry::new(Duration::from_millis(500), Duration::from_secs(30));
+        for _ in 0..50 {
+            assert!(retry.next_delay(false) <= PROBE_MAX);
+        }
+        // A server that answers and fails is backed off from up to the configured maximum.
+        let longest = (0..20).map(|_| retry.next_delay(true)).max().unwrap();
+        assert!(longest >= Duration::from_secs(15), "{longest:?}");
+        retry.reset();
+        assert!(retry.next_delay(true) <= Duration::from_millis(500));
+    }
 
     #[test]
     fn doubles_with_jitter_up_to_the_cap_and_resets() {

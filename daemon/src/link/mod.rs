@@ -45,6 +45,8 @@ pub enum Command {
     CancelTurn {
         turn: TurnId,
     },
+    /// The user pressed the button while the link is down: try to connect now.
+    ConnectNow,
 }
 
 /// What the link reports.
@@ -93,10 +95,18 @@ pub enum Event {
         turn: TurnId,
         at: Instant,
     },
-    /// The turn's end message has been written to the socket.
+    /// The turn's end message has been written to the socket, after `frames` audio frames.
     EndSent {
         turn: TurnId,
         at: Instant,
+        frames: u32,
+    },
+    /// The server stopped taking this turn's audio on its own (Home Assistant's end-of-speech
+    /// detection) after `frames` audio frames had been written.
+    InputClosed {
+        turn: TurnId,
+        at: Instant,
+        frames: u32,
     },
 }
 
@@ -141,13 +151,18 @@ pub async fn join(mut task: tokio::task::JoinHandle<()>, limit: std::time::Durat
 }
 
 /// Waits for `pause` while dropping the session's commands (no turn can happen while the
-/// link is down). False: the session closed the link.
+/// link is down); [`Command::ConnectNow`] cuts the pause short. False: the session closed
+/// the link.
 pub async fn drain_until(pause: tokio::time::Sleep, commands: &mut mpsc::Receiver<Command>) -> bool {
     tokio::pin!(pause);
     loop {
         tokio::select! {
             _ = &mut pause => return true,
-            command = commands.recv() => if command.is_none() { return false },
+            command = commands.recv() => match command {
+                None => return false,
+                Some(Command::ConnectNow) => return true,
+                Some(_) => {}
+            },
         }
     }
 }

@@ -6,22 +6,26 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
-use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use super::backoff::Backoff;
+use super::backoff::Retry;
 use super::protocol::{self, AudioHeader, Message, ws_frame_len};
 use super::{Command, Counters, Event, LinkHandle, LinkParams};
 use crate::audio::CODEC_RATE;
 use crate::audio::codec::Codec;
+use crate::repeats::{Repeats, more};
 use crate::session::TurnId;
+use crate::text::shorten;
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
@@ -44,6 +48,23 @@ struct Link {
     counters: Arc<Counters>,
 }
 
+/// What to report once a message is written.
+type Done = Box<dyn FnOnce(Instant) -> Event + Send>;
+
+/// The turn being streamed and how many of its audio frames have been written.
+#[derive(Default)]
+struct TurnAudio {
+    turn: Option<TurnId>,
+    frames: u32,
+}
+
+/// A failed connection attempt.
+struct Failed {
+    reason: String,
+    /// The server's port accepted the TCP connection: the attempt cost the server real work.
+    reached: bool,
+}
+
 /// Why a connection ended.
 enum Ended {
     /// The session closed the link: stop for good.
@@ -54,14 +75,15 @@ enum Ended {
 impl Link {
     async fn run(self, mut commands: mpsc::Receiver<Command>) {
         let server = &self.params.server;
-        let mut backoff = Backoff::new(server.reconnect_min, server.reconnect_max);
+        let mut retry = Retry::new(server.reconnect_min, server.reconnect_max);
         let mut failures = 0u32;
         loop {
+            let mut reached = true;
             match self.connect().await {
                 Ok((socket, codec, name)) => {
                     log::debug!("connected to {} ({name}), codec {codec}", server.url);
                     failures = 0;
-                    backoff.reset();
+                    retry.reset();
                     self.emit(Event::Up { codec, server: name }).await;
                     match self.serve(socket, &mut commands).await {
                         Ended::Closed => return,
@@ -71,7 +93,8 @@ impl Link {
                         }
                     }
                 }
-                Err(reason) => {
+                Err(Failed { reason, reached: got_there }) => {
+                    reached = got_there;
                     failures += 1;
                     // Say it once; repeats of the same failure go to debug so the journal stays readable.
                     if failures == 1 {
@@ -82,7 +105,7 @@ impl Link {
                     }
                 }
             }
-            if !super::drain_until(tokio::time::sleep(backoff.next_delay()), &mut commands).await {
+            if !super::drain_until(tokio::time::sleep(retry.next_delay(reached)), &mut commands).await {
                 return;
             }
         }
@@ -93,7 +116,20 @@ impl Link {
         let _ = self.events.send(event).await;
     }
 
-    async fn connect(&self) -> Result<(Socket, Codec, String), String> {
+    /// Connects and greets; a failure says whether the server's port was reached at all.
+    async fn connect(&self) -> Result<(Socket, Codec, String), Failed> {
+        let stream = super::socket::connect(&self.uri()?, CONNECT_TIMEOUT)
+            .await
+            .map_err(|reason| Failed { reason, reached: false })?;
+        self.handshake(stream).await.map_err(|reason| Failed { reason, reached: true })
+    }
+
+    fn uri(&self) -> Result<tokio_tungstenite::tungstenite::http::Uri, Failed> {
+        let url = self.params.server.url.as_str();
+        url.parse().map_err(|e| Failed { reason: format!("server.url `{url}`: {e}"), reached: false })
+    }
+
+    async fn handshake(&self, stream: TcpStream) -> Result<(Socket, Codec, String), String> {
         let p = &self.params;
         let mut request = p.server.url.as_str().into_client_request().map_err(|e| e.to_string())?;
         if let Some(token) = &p.server.token {
@@ -105,7 +141,6 @@ impl Link {
         let config = WebSocketConfig::default()
             .max_message_size(Some(protocol::MAX_TEXT.max(protocol::MAX_AUDIO_FRAME)))
             .max_frame_size(Some(protocol::MAX_TEXT.max(protocol::MAX_AUDIO_FRAME)));
-        let stream = super::socket::connect(request.uri(), CONNECT_TIMEOUT).await?;
         let connecting =
             tokio_tungstenite::client_async_tls_with_config(request, stream, Some(config), self.connector.clone());
         let (mut socket, _) = match timeout(CONNECT_TIMEOUT, connecting).await {
@@ -156,13 +191,29 @@ impl Link {
 
     /// Runs one connection until it fails or the session closes the link.
     async fn serve(&self, socket: Socket, commands: &mut mpsc::Receiver<Command>) -> Ended {
-        let server = &self.params.server;
         let (mut sink, mut stream) = socket.split();
+        // Broken frames from the server: the first is logged, the rest counted.
+        let mut bad_frames = Repeats::default();
+        let ended = self.serve_loop(&mut sink, &mut stream, commands, &mut bad_frames).await;
+        let n = bad_frames.finish();
+        if n > 0 {
+            log::warn!("the server sent {n} more bad frames after the first warning on this connection");
+        }
+        ended
+    }
+
+    async fn serve_loop(
+        &self,
+        sink: &mut SplitSink<Socket, WsMessage>,
+        stream: &mut SplitStream<Socket>,
+        commands: &mut mpsc::Receiver<Command>,
+        bad_frames: &mut Repeats,
+    ) -> Ended {
+        let server = &self.params.server;
         let mut ping = tokio::time::interval(server.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
-        // The turn whose first audio frame has not been written yet.
-        let mut awaiting_first_audio: Option<TurnId> = None;
+        let mut turn_audio = TurnAudio::default();
         // A write that cannot finish within the ping timeout means the peer is gone.
         let write_limit = server.ping_timeout;
         loop {
@@ -173,7 +224,7 @@ impl Link {
                         let _ = timeout(Duration::from_secs(1), sink.send(WsMessage::Close(None))).await;
                         return Ended::Closed;
                     };
-                    let (message, done) = self.encode(command, &mut awaiting_first_audio);
+                    let Some((message, done)) = self.encode(command, &mut turn_audio) else { continue };
                     let len = ws_frame_len(message.len(), true);
                     match timeout(write_limit, sink.send(message)).await {
                         Ok(Ok(())) => {}
@@ -195,7 +246,16 @@ impl Link {
                             return Ended::Lost(format!("the server closed the connection ({})",
                                 close.map(|c| format!("{}: {}", c.code, c.reason)).unwrap_or_default()));
                         }
-                        Some(Ok(message)) => self.receive(message).await,
+                        Some(Ok(WsMessage::Binary(frame))) if frame.len() > protocol::MAX_AUDIO_FRAME => {
+                            // docs/protocol.md: an oversized frame closes the connection (1009).
+                            let close = CloseFrame { code: CloseCode::Size, reason: "audio frame over 4096 bytes".into() };
+                            let _ = timeout(Duration::from_secs(1), sink.send(WsMessage::Close(Some(close)))).await;
+                            return Ended::Lost(format!(
+                                "the server sent a {}-byte audio frame (at most {} allowed); closed with 1009",
+                                frame.len(), protocol::MAX_AUDIO_FRAME
+                            ));
+                        }
+                        Some(Ok(message)) => self.receive(message, bad_frames).await,
                     }
                 }
                 // Heartbeat: a ping each interval; silence past the timeout means the server is gone.
@@ -211,39 +271,38 @@ impl Link {
         }
     }
 
-    /// The WebSocket message for a command, and the event to report once it is written.
-    #[allow(clippy::type_complexity)]
-    fn encode(
-        &self,
-        command: Command,
-        awaiting_first_audio: &mut Option<TurnId>,
-    ) -> (WsMessage, Option<Box<dyn FnOnce(Instant) -> Event + Send>>) {
-        match command {
+    /// The WebSocket message for a command, and the event to report once it is written;
+    /// `None`: nothing to send.
+    fn encode(&self, command: Command, audio: &mut TurnAudio) -> Option<(WsMessage, Option<Done>)> {
+        Some(match command {
             Command::StartTurn { turn, preroll_ms } => {
-                *awaiting_first_audio = Some(turn);
+                *audio = TurnAudio { turn: Some(turn), frames: 0 };
                 (WsMessage::text(Message::TurnStart { turn, preroll_ms }.to_json()), None)
             }
             Command::Audio { turn, frame } => {
-                let first = *awaiting_first_audio == Some(turn);
-                if first {
-                    *awaiting_first_audio = None;
+                let first = audio.turn == Some(turn) && audio.frames == 0;
+                if audio.turn == Some(turn) {
+                    audio.frames += 1;
                 }
-                let event = first.then(|| {
-                    Box::new(move |at| Event::FirstAudioSent { turn, at }) as Box<dyn FnOnce(Instant) -> Event + Send>
-                });
+                let event = first.then(|| Box::new(move |at| Event::FirstAudioSent { turn, at }) as Done);
                 (WsMessage::Binary(frame), event)
             }
-            Command::EndTurn { turn, reason, frames } => (
-                WsMessage::text(Message::TurnEnd { turn, reason: reason.into(), frames }.to_json()),
-                Some(Box::new(move |at| Event::EndSent { turn, at })),
-            ),
+            Command::EndTurn { turn, reason, frames } => {
+                let written = if audio.turn == Some(turn) { audio.frames } else { 0 };
+                (
+                    WsMessage::text(Message::TurnEnd { turn, reason: reason.into(), frames }.to_json()),
+                    Some(Box::new(move |at| Event::EndSent { turn, at, frames: written }) as Done),
+                )
+            }
             Command::CancelTurn { turn } => (WsMessage::text(Message::TurnCancel { turn }.to_json()), None),
-        }
+            // Connected already: nothing to do, and nothing to send.
+            Command::ConnectNow => return None,
+        })
     }
 
     /// Handles one data frame from the server. Bad frames are logged and skipped: one
     /// broken message is no reason to drop a working connection.
-    async fn receive(&self, message: WsMessage) {
+    async fn receive(&self, message: WsMessage, bad_frames: &mut Repeats) {
         let from_server = |len| ws_frame_len(len, false) as u64;
         match message {
             WsMessage::Binary(frame) => {
@@ -254,7 +313,11 @@ impl Link {
                         let payload = frame.slice(protocol::HEADER_LEN..);
                         self.emit(Event::ReplyAudio { header, payload, at }).await;
                     }
-                    Err(e) => log::warn!("server sent a bad audio frame: {e}"),
+                    Err(e) => {
+                        if let Some(before) = bad_frames.occur(at) {
+                            log::warn!("server sent a bad audio frame: {e}{}", more(before));
+                        }
+                    }
                 }
             }
             WsMessage::Text(text) => {
@@ -266,11 +329,20 @@ impl Link {
                     Ok(Message::ReplyText { turn, text }) => Event::ReplyText { turn, text },
                     Ok(Message::Error { turn, code, message }) => Event::ServerError { turn, code, message },
                     Ok(other) => {
-                        log::warn!("server sent a message only a client sends: {}", other.to_json());
+                        if let Some(before) = bad_frames.occur(Instant::now()) {
+                            let json = other.to_json();
+                            log::warn!(
+                                "server sent a message only a client sends: {}{}",
+                                shorten(&json, 200),
+                                more(before)
+                            );
+                        }
                         return;
                     }
                     Err(e) => {
-                        log::warn!("server sent a bad message: {e}");
+                        if let Some(before) = bad_frames.occur(Instant::now()) {
+                            log::warn!("server sent a bad message: {}{}", shorten(&e.to_string(), 200), more(before));
+                        }
                         return;
                     }
                 };

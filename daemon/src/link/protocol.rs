@@ -56,6 +56,8 @@ pub enum Message {
 pub enum WireEndReason {
     Released,
     MaxLength,
+    /// The server replied (or stopped listening) while the button was still held.
+    ServerEnded,
 }
 
 impl From<EndReason> for WireEndReason {
@@ -63,6 +65,7 @@ impl From<EndReason> for WireEndReason {
         match r {
             EndReason::Released => WireEndReason::Released,
             EndReason::MaxLength => WireEndReason::MaxLength,
+            EndReason::ServerEnded => WireEndReason::ServerEnded,
         }
     }
 }

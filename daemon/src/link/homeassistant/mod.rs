@@ -36,14 +36,16 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use super::backoff::Backoff;
+use super::backoff::Retry;
 use super::protocol::{HEADER_LEN, ws_frame_len};
 use super::{Command, Counters, Event, LinkHandle, LinkParams};
 use super::{drain_until, socket};
 use crate::audio::CODEC_RATE;
 use crate::audio::codec::{self, Codec};
 use crate::config::{Secret, read_token_file};
+use crate::repeats::{Repeats, more};
 use crate::session::TurnId;
+use crate::text::shorten;
 use messages::{ErrorData, Incoming, PipelineEvent, RunOptions, TtsOutput};
 
 type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
@@ -146,6 +148,8 @@ enum Ended {
     /// The session closed the link: stop for good.
     Closed,
     Lost(String),
+    /// The TCP connection could not be made: the attempt cost HA nothing.
+    Unreached(String),
     /// HA rejected the token: trying again with the same one cannot help.
     Refused(String),
 }
@@ -166,6 +170,8 @@ struct Run {
     /// No more audio for HA: end marker sent, or HA stopped listening (VAD end, stt-end, error).
     input_closed: bool,
     first_audio_sent: bool,
+    /// Audio frames written for this run (the end marker not counted).
+    frames_sent: u32,
     /// The session dropped the turn (barge-in, too short): its events are ignored.
     abandoned: bool,
     failed: bool,
@@ -191,6 +197,7 @@ impl Run {
             end_wanted: false,
             input_closed: false,
             first_audio_sent: false,
+            frames_sent: 0,
             abandoned: false,
             failed: false,
             tts_key: None,
@@ -211,6 +218,8 @@ struct Connection {
     /// Outgoing audio frames are carved from here (handler byte + PCM).
     arena: BytesMut,
     write_limit: Duration,
+    /// Messages pivox cannot use: the first is logged, the rest counted.
+    bad: Repeats,
 }
 
 impl Connection {
@@ -223,18 +232,19 @@ impl Connection {
 impl Link {
     async fn run(mut self, mut commands: mpsc::Receiver<Command>) {
         let server = self.params.server.clone();
-        let mut backoff = Backoff::new(server.reconnect_min, server.reconnect_max);
+        let mut retry = Retry::new(server.reconnect_min, server.reconnect_max);
         let mut failures = 0u32;
         loop {
+            let mut reached = true;
             match self.connect().await {
                 Ok((socket, version)) => {
                     log::debug!("connected to Home Assistant {version} at {}", server.url);
                     failures = 0;
-                    backoff.reset();
+                    retry.reset();
                     self.emit(Event::Up { codec: Codec::Pcm, server: format!("Home Assistant {version}") }).await;
                     match self.serve(socket, &mut commands).await {
                         Ended::Closed => return,
-                        Ended::Lost(reason) => {
+                        Ended::Lost(reason) | Ended::Unreached(reason) => {
                             log::warn!("lost the connection to Home Assistant at {}: {reason}", server.url);
                             self.emit(Event::Down { reason, refused: false }).await;
                         }
@@ -252,23 +262,32 @@ impl Link {
                     }
                     continue;
                 }
+                Err(Ended::Unreached(reason)) => {
+                    reached = false;
+                    failures += 1;
+                    self.connect_failed(failures, reason).await;
+                }
                 Err(Ended::Lost(reason)) => {
                     failures += 1;
-                    if failures == 1 {
-                        log::warn!(
-                            "cannot connect to Home Assistant at {}: {reason}; retrying with backoff",
-                            server.url
-                        );
-                        self.emit(Event::Down { reason, refused: false }).await;
-                    } else {
-                        log::debug!("attempt {failures} to connect to {} failed: {reason}", server.url);
-                    }
+                    self.connect_failed(failures, reason).await;
                 }
                 Err(Ended::Closed) => return,
             }
-            if !drain_until(tokio::time::sleep(backoff.next_delay()), &mut commands).await {
+            if !drain_until(tokio::time::sleep(retry.next_delay(reached)), &mut commands).await {
                 return;
             }
+        }
+    }
+
+    /// Says the first of a run of failed attempts; repeats of it go to debug so the journal
+    /// stays readable.
+    async fn connect_failed(&self, failures: u32, reason: String) {
+        let url = &self.params.server.url;
+        if failures == 1 {
+            log::warn!("cannot connect to Home Assistant at {url}: {reason}; retrying");
+            self.emit(Event::Down { reason, refused: false }).await;
+        } else {
+            log::debug!("attempt {failures} to connect to {url} failed: {reason}");
         }
     }
 
@@ -310,7 +329,7 @@ impl Link {
         let lost = Ended::Lost;
         let request = self.params.server.url.as_str().into_client_request().map_err(|e| lost(e.to_string()))?;
         let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
-        let stream = socket::connect(request.uri(), CONNECT_TIMEOUT).await.map_err(lost)?;
+        let stream = socket::connect(request.uri(), CONNECT_TIMEOUT).await.map_err(Ended::Unreached)?;
         let connecting =
             tokio_tungstenite::client_async_tls_with_config(request, stream, Some(config), self.connector.clone());
         let (mut socket, _) = match timeout(CONNECT_TIMEOUT, connecting).await {
@@ -329,7 +348,11 @@ impl Link {
             .map_err(|e| lost(e.to_string()))?;
         match next_text(&mut socket).await.map_err(lost)? {
             Incoming::AuthOk { ha_version } => Ok((socket, ha_version)),
-            Incoming::AuthInvalid { message } => Err(Ended::Refused(message)),
+            Incoming::AuthInvalid { message } => {
+                // A clean close, as a browser's: HA logs the failed login and tells its owner.
+                close_politely(&mut socket).await;
+                Err(Ended::Refused(message))
+            }
             other => Err(lost(format!("expected auth_ok from Home Assistant, got {other:?}"))),
         }
     }
@@ -344,6 +367,7 @@ impl Link {
             runs: Vec::new(),
             arena: BytesMut::with_capacity(16 * 1024),
             write_limit: server.ping_timeout,
+            bad: Repeats::default(),
         };
         let mut ping = tokio::time::interval(server.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -397,6 +421,10 @@ impl Link {
                 break Ended::Lost(reason);
             }
         };
+        let unused = conn.bad.finish();
+        if unused > 0 {
+            log::warn!("Home Assistant sent {unused} more messages pivox could not use on this connection");
+        }
         // Whatever was in flight is over; the replies being fetched are not wanted any more.
         for run in &conn.runs {
             run.cancel.store(true, Ordering::Relaxed);
@@ -435,8 +463,11 @@ impl Link {
         let at = Instant::now();
         if payload.is_empty() {
             run.input_closed = true;
-            self.emit(Event::EndSent { turn: run.turn, at }).await;
-        } else if !run.first_audio_sent {
+            self.emit(Event::EndSent { turn: run.turn, at, frames: run.frames_sent }).await;
+            return Ok(());
+        }
+        run.frames_sent += 1;
+        if !run.first_audio_sent {
             run.first_audio_sent = true;
             self.emit(Event::FirstAudioSent { turn: run.turn, at }).await;
         }
@@ -500,6 +531,8 @@ impl Link {
                 }
                 Ok(())
             }
+            // Connected already.
+            Command::ConnectNow => Ok(()),
             Command::CancelTurn { turn } => {
                 self.stop_fetching();
                 let Some(index) = Self::find_turn(conn, turn) else { return Ok(()) };
@@ -524,14 +557,22 @@ impl Link {
         let message = match Incoming::parse(text) {
             Ok(message) => message,
             Err(e) => {
-                log::warn!("Home Assistant sent a message pivox cannot read ({e}); ignored");
+                if let Some(before) = conn.bad.occur(Instant::now()) {
+                    log::warn!("Home Assistant sent a message pivox cannot read ({e}); ignored{}", more(before));
+                }
                 return Ok(());
             }
         };
         match message {
             Incoming::Event { id, event } => {
                 let Some(index) = conn.runs.iter().position(|r| r.id == id) else {
-                    log::warn!("Home Assistant sent a `{}` event for an unknown run (id {id}); ignored", event.kind);
+                    if let Some(before) = conn.bad.occur(Instant::now()) {
+                        let kind = shorten(&event.kind, 40);
+                        log::warn!(
+                            "Home Assistant sent a `{kind}` event for an unknown run (id {id}); ignored{}",
+                            more(before)
+                        );
+                    }
                     return Ok(());
                 };
                 self.run_event(conn, index, event).await
@@ -586,7 +627,10 @@ impl Link {
                 let run = &mut conn.runs[index];
                 if !run.input_closed && !run.end_wanted && !abandoned {
                     log::info!("turn {turn}: Home Assistant stopped listening; the rest of this press is not sent");
+                    let frames = run.frames_sent;
+                    self.emit(Event::InputClosed { turn, at: Instant::now(), frames }).await;
                 }
+                let run = &mut conn.runs[index];
                 run.input_closed = true;
                 run.held.clear();
                 if let (false, Some(text)) = (abandoned, event.transcript()) {
@@ -716,6 +760,16 @@ fn explain(error: &ErrorData, pipeline: Option<&str>) -> String {
         _ if detail.is_empty() => format!("Home Assistant reported `{}`", error.code),
         _ => detail.clone(),
     }
+}
+
+/// Sends a close frame and waits (briefly) for the peer's, completing the close handshake.
+async fn close_politely(socket: &mut Socket) {
+    let _ = timeout(Duration::from_secs(1), async {
+        socket.close(None).await?;
+        while socket.next().await.transpose()?.is_some() {}
+        Ok::<(), tokio_tungstenite::tungstenite::Error>(())
+    })
+    .await;
 }
 
 /// The next text message during the handshake.

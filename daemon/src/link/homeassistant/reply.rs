@@ -1,6 +1,12 @@
 //! The spoken reply: fetched from Home Assistant over HTTP(S), decoded and cut into PCM
-//! frames for the shared playback path, on a worker thread the link owns (the HTTP client
-//! and the decoder both block, and neither should hold up the WebSocket).
+//! frames for the shared playback path, on a thread of its own per reply (the HTTP client
+//! and the decoder both block, and neither should hold up the WebSocket — nor should a
+//! download that stalls hold up the next turn's reply).
+//!
+//! Every download is bounded: it stops at once when its turn is abandoned (the cancel flag is
+//! checked before every read, and a read waits at most [`Timeouts::read`]), and a reply that
+//! has not given one playable sample within [`Timeouts::first_audio`] is given up with a
+//! line that says how much arrived.
 //!
 //! Playback starts with the first decoded frames, while the rest is still downloading.
 //! Decoded replies are kept in a small cache, so a repeated answer ("Turned on the
@@ -49,17 +55,25 @@ pub struct Timeouts {
     pub response: Duration,
     /// Longest wait for the next piece of the body: a stalled download is given up.
     pub read: Duration,
+    /// From the request to the first decoded sample: a trickling download is given up.
+    pub first_audio: Duration,
 }
 
 impl Default for Timeouts {
     fn default() -> Self {
-        Self { connect: Duration::from_secs(5), response: Duration::from_secs(15), read: Duration::from_secs(10) }
+        Self {
+            connect: Duration::from_secs(5),
+            response: Duration::from_secs(10),
+            read: Duration::from_secs(5),
+            // Well inside the session's 15 s reply timeout, so this line, saying why, comes first.
+            first_audio: Duration::from_secs(10),
+        }
     }
 }
 
-/// The worker thread's handle: jobs in; events go straight to the link's event queue.
+/// Starts a download thread per reply; events go straight to the link's event queue.
 pub struct Fetcher {
-    jobs: std::sync::mpsc::Sender<Job>,
+    worker: Arc<Worker>,
 }
 
 impl Fetcher {
@@ -69,7 +83,6 @@ impl Fetcher {
         frame_samples: usize,
         events: mpsc::Sender<Event>,
     ) -> std::io::Result<Self> {
-        let (jobs, job_rx) = std::sync::mpsc::channel::<Job>();
         let mut config = ureq::Agent::config_builder()
             .timeout_connect(Some(timeouts.connect))
             .timeout_recv_response(Some(timeouts.response))
@@ -80,14 +93,19 @@ impl Fetcher {
             config = config.tls_config(tls);
         }
         let agent = ureq::Agent::new_with_config(config.build());
-        let worker = Worker { agent, frame_samples, events, cache: ReplyCache::default() };
-        std::thread::Builder::new().name("reply-fetch".into()).spawn(move || worker.run(job_rx))?;
-        Ok(Self { jobs })
+        let cache = std::sync::Mutex::new(ReplyCache::default());
+        Ok(Self { worker: Arc::new(Worker { agent, frame_samples, events, cache, first_audio: timeouts.first_audio }) })
     }
 
+    /// Fetches and plays `job` on a thread of its own. A reply still downloading for an older
+    /// turn has been cancelled by the link and ends at its next read.
     pub fn fetch(&self, job: Job) {
-        // The worker only stops when this handle is dropped.
-        let _ = self.jobs.send(job);
+        let worker = self.worker.clone();
+        let turn = job.turn;
+        let spawned = std::thread::Builder::new().name("reply-fetch".into()).spawn(move || worker.play(job));
+        if let Err(e) = spawned {
+            log::error!("turn {turn}: cannot start a thread for the reply download: {e}");
+        }
     }
 }
 
@@ -95,7 +113,8 @@ struct Worker {
     agent: ureq::Agent,
     frame_samples: usize,
     events: mpsc::Sender<Event>,
-    cache: ReplyCache,
+    cache: std::sync::Mutex<ReplyCache>,
+    first_audio: Duration,
 }
 
 /// Cuts 16 kHz PCM into frames with pivox audio headers and hands them on as reply events.
@@ -181,33 +200,35 @@ impl<'a> Framer<'a> {
 }
 
 impl Worker {
-    fn run(mut self, jobs: std::sync::mpsc::Receiver<Job>) {
-        while let Ok(job) = jobs.recv() {
-            if job.cancel.load(Ordering::Relaxed) {
-                continue;
+    fn play(&self, job: Job) {
+        if job.cancel.load(Ordering::Relaxed) {
+            return;
+        }
+        let cached = self.cache.lock().ok().and_then(|mut cache| cache.get(&job.cache_key));
+        if let Some(samples) = cached {
+            log::debug!("turn {}: reply from the cache ({} samples)", job.turn, samples.len());
+            let mut framer = Framer::new(job.turn, &self.events, self.frame_samples);
+            framer.kept = None;
+            if framer.push(&samples) {
+                framer.finish();
             }
-            if let Some(samples) = self.cache.get(&job.cache_key) {
-                log::debug!("turn {}: reply from the cache ({} samples)", job.turn, samples.len());
-                let mut framer = Framer::new(job.turn, &self.events, self.frame_samples);
-                framer.kept = None;
-                if framer.push(&samples) {
-                    framer.finish();
+            return;
+        }
+        match self.fetch(&job) {
+            Ok(Some(samples)) => {
+                if let Ok(mut cache) = self.cache.lock() {
+                    cache.insert(job.cache_key, samples);
                 }
-                continue;
             }
-            let turn = job.turn;
-            match self.fetch(&job) {
-                Ok(Some(samples)) => self.cache.insert(job.cache_key, samples),
-                Ok(None) => {}
-                Err(_) if job.cancel.load(Ordering::Relaxed) => {}
-                Err(message) => {
-                    let event = Event::ServerError {
-                        turn: Some(turn),
-                        code: "reply-fetch-failed".into(),
-                        message: format!("cannot play the spoken reply from {}: {message}", job.url),
-                    };
-                    let _ = self.events.blocking_send(event);
-                }
+            Ok(None) => {}
+            Err(_) if job.cancel.load(Ordering::Relaxed) => {}
+            Err(message) => {
+                let event = Event::ServerError {
+                    turn: Some(job.turn),
+                    code: "reply-fetch-failed".into(),
+                    message: format!("cannot play the spoken reply from {}: {message}", job.url),
+                };
+                let _ = self.events.blocking_send(event);
             }
         }
     }
@@ -222,7 +243,15 @@ impl Worker {
             .clone()
             .or_else(|| response.headers().get("content-type").and_then(|v| v.to_str().ok()).map(str::to_string));
         let extension = job.url.rsplit_once('.').map(|(_, ext)| ext.to_string()).filter(|ext| ext.len() <= 4);
-        let reader = response.into_body().into_with_config().limit(MAX_DOWNLOAD).reader();
+        let heard = Arc::new(AtomicBool::new(false));
+        let reader = Watched {
+            inner: response.into_body().into_with_config().limit(MAX_DOWNLOAD).reader(),
+            cancel: job.cancel.clone(),
+            heard: heard.clone(),
+            first_audio_by: Instant::now() + self.first_audio,
+            first_audio: self.first_audio,
+            bytes: 0,
+        };
         let mut decoder =
             MediaDecoder::new(reader, mime_type.as_deref(), extension.as_deref()).map_err(|e| e.to_string())?;
         let mut framer = Framer::new(job.turn, &self.events, self.frame_samples);
@@ -233,12 +262,16 @@ impl Worker {
             }
             chunk.clear();
             let more = decoder.next_chunk(&mut chunk);
+            if !chunk.is_empty() {
+                heard.store(true, Ordering::Relaxed);
+            }
             if !framer.push(&chunk) {
                 return Ok(None); // the daemon is shutting down
             }
             match more {
                 Ok(true) => {}
                 Ok(false) => break,
+                Err(_) if job.cancel.load(Ordering::Relaxed) => return Ok(None),
                 Err(e) if framer.started || !framer.pending.is_empty() => {
                     log::warn!("turn {}: the spoken reply broke off: {e}", job.turn);
                     framer.finish();
@@ -251,6 +284,38 @@ impl Worker {
             return Err("the reply holds no audio".into());
         }
         Ok(framer.finish())
+    }
+}
+
+/// The body of a reply download, stopped when its turn is abandoned or when it has not
+/// given a playable sample in time.
+struct Watched<R> {
+    inner: R,
+    cancel: Arc<AtomicBool>,
+    /// Set once the decoder produced samples.
+    heard: Arc<AtomicBool>,
+    first_audio_by: Instant,
+    first_audio: Duration,
+    bytes: u64,
+}
+
+impl<R: std::io::Read> std::io::Read for Watched<R> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::io::{Error, ErrorKind};
+        if self.cancel.load(Ordering::Relaxed) {
+            // Not `Interrupted`: readers retry that kind.
+            return Err(Error::other("the reply is not wanted any more"));
+        }
+        if !self.heard.load(Ordering::Relaxed) && Instant::now() >= self.first_audio_by {
+            let message = format!(
+                "no playable audio within {:?} of the request ({} bytes arrived)",
+                self.first_audio, self.bytes
+            );
+            return Err(Error::new(ErrorKind::TimedOut, message));
+        }
+        let n = self.inner.read(buf)?;
+        self.bytes += n as u64;
+        Ok(n)
     }
 }
 
