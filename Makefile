@@ -6,7 +6,7 @@ BENCH_TURNS ?= 20
 
 AARCH64 := target/aarch64-unknown-linux-gnu/release/pivox
 
-.PHONY: deps cross-deps test-deps demo check test system-test bench aarch64 aarch64-check
+.PHONY: deps cross-deps test-deps preflight demo check test system-test bench aarch64 aarch64-check
 
 deps:
 	@./scripts/install-deps.sh
@@ -17,6 +17,11 @@ cross-deps:
 # sfdisk, mtools, debugfs, fakeroot, sshd, mmdebstrap, qemu-system-aarch64, binfmt for aarch64.
 test-deps:
 	@./scripts/install-test-deps.sh
+
+# After the installs, before anything long: every program and file the build and tests use, in
+# one message naming whatever is still missing and its Debian package (tests/preflight.sh).
+preflight: deps cross-deps test-deps
+	@./scripts/check-test-deps.sh
 
 # The main job on an embedded default: the reference server on loopback, simulated devices,
 # the bundled speech sample, one turn, a timeline and the turn's figures.
@@ -30,10 +35,11 @@ test: check
 
 # Everything but the boot test (a few minutes quicker): formatting, lints, every cargo test,
 # the aarch64 build under qemu, the image recipe and deploy.sh.
-check: deps test-deps
+check: preflight
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	shellcheck -x -S warning deploy.sh image/*.sh scripts/*.sh tests/*.sh
+	tests/preflight.sh
 	$(CARGO) test --workspace
 	$(MAKE) aarch64-check
 	tests/image.sh $(AARCH64)
@@ -41,7 +47,7 @@ check: deps test-deps
 
 # Boots a recipe-built image in qemu-system-aarch64 (tests/system.sh); the base root file
 # system is cached in ~/.cache/pivox/system-test.
-system-test: test-deps aarch64
+system-test: preflight aarch64
 	$(CARGO) build -p pivox --bin pivox
 	tests/system.sh $(AARCH64)
 

@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what building and testing pivox needs on Debian 12 / Raspberry Pi OS, and only
 # what is missing: a C toolchain and cmake (libopus is built from source and linked
-# statically), pkg-config, and the ALSA headers. Runs apt-get as root or through sudo.
+# statically), pkg-config (Debian's is pkgconf), and the ALSA headers. Runs apt-get as root or
+# through sudo. scripts/check-test-deps.sh checks the result.
 set -euo pipefail
 
 # shellcheck source=scripts/apt.sh
 source "$(dirname "$0")/apt.sh"
-apt_install_missing build-essential cmake pkg-config libasound2-dev
+apt_install_missing build-essential cmake pkgconf libasound2-dev
 
 if ! command -v cargo >/dev/null; then
   echo "error: cargo not found. Install Rust 1.87 or newer with rustup (https://rustup.rs), then run this again." >&2

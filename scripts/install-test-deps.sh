@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # What the shell tests need beyond scripts/install-deps.sh, installed only where missing:
-#   tests/image.sh   sfdisk, mtools, dosfstools, e2fsprogs, fakeroot, xz, openssl, ssh-keygen
+#   tests/image.sh   sfdisk, mtools, dosfstools, e2fsprogs, fakeroot, xz, openssl, ssh-keygen,
+#                    udevadm and systemd-analyze (rules and sandbox checks), unshare
 #   tests/deploy.sh  a real sshd and ssh client, qemu-aarch64 (the stand-in service runs the binary)
-#   tests/system.sh  mmdebstrap, qemu-system-aarch64, and binfmt_misc for aarch64 (mmdebstrap
-#                    runs the arm64 packages' scripts through it)
+#   tests/system.sh  mmdebstrap (with arch-test and Debian's archive keyring), qemu-system-aarch64
+#                    (its network card without a ROM: ipxe-qemu, a recommendation, is not needed),
+#                    and binfmt_misc for aarch64 (mmdebstrap runs the arm64 packages' scripts
+#                    through it)
 #   make check      shellcheck on every shell script
-# Runs apt-get as root or through sudo.
+# Runs apt-get as root or through sudo. scripts/check-test-deps.sh checks the result, and names
+# the package of anything still missing.
 set -euo pipefail
 
 # shellcheck source=scripts/apt.sh
 source "$(dirname "$0")/apt.sh"
 # --no-install-recommends: openssh-server and udev without the rest of a desktop's services.
 apt_install_missing --no-install-recommends fdisk mtools dosfstools e2fsprogs fakeroot xz-utils openssl \
-  openssh-client openssh-server udev mmdebstrap qemu-system-arm qemu-user-static binfmt-support arch-test shellcheck
+  openssh-client openssh-server udev systemd util-linux mmdebstrap arch-test debian-archive-keyring \
+  qemu-system-arm qemu-user-static binfmt-support shellcheck
 
 # aarch64 programs run through qemu when executed (mmdebstrap's arm64 maintainer scripts, the
 # deploy test's stand-in service). In a container binfmt_misc may need mounting first.

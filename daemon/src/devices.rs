@@ -211,6 +211,11 @@ pub fn spawn_capture(
     })
 }
 
+/// How long the button thread waits on the device before it looks at the stop flag again.
+/// An edge ends the wait at once (a GPIO interrupt, the sim button's next scripted edge), so
+/// this only bounds how late a stop is noticed: 4 wake-ups a second while idle, not 20.
+const BUTTON_WAIT: Duration = Duration::from_millis(250);
+
 /// The button thread: forwards debounced edges, as `mode` means them (hold or tap).
 pub fn spawn_button(
     backend_name: &str,
@@ -226,7 +231,7 @@ pub fn spawn_button(
         let Some(button) = open_retrying(&open, &spec, &report, "button", &stop) else { return };
         let mut button = mode.wrap(button);
         while !stop.load(Ordering::Relaxed) {
-            match button.next_event(Duration::from_millis(50)) {
+            match button.next_event(BUTTON_WAIT) {
                 Ok(Some(event)) => {
                     if events.blocking_send(event).is_err() {
                         break;

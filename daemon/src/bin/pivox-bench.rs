@@ -12,7 +12,15 @@
 //! speaker (download of the MP3 over loopback, decode, resample, jitter buffer; every answer
 //! differs, so none comes from the reply cache), CPU seconds per turn and peak RSS. It goes
 //! under `"homeassistant"` in the summary.
+//!
+//! Last, the idle cost: each of pivox and the baseline connected to the reference server and
+//! left alone (no press) for `--idle SECONDS` (default 10): CPU time per minute idle and
+//! wake-ups per second (context switches summed over the daemon's threads, from
+//! `/proc/PID/task/*/status`), with the threads that wake most. Under `"idle"` in each
+//! variant's summary.
 
+use std::collections::BTreeMap;
+use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -48,6 +56,19 @@ struct Figures {
     cpu_s_per_turn: f64,
     peak_rss_kb: i64,
     turns: usize,
+    /// Connected and idle; `None` with `--idle 0`.
+    idle: Option<Idle>,
+}
+
+/// What the daemon costs while connected and waiting for a press.
+#[derive(Debug)]
+struct Idle {
+    seconds: f64,
+    cpu_ms_per_min: f64,
+    /// Voluntary and involuntary context switches of all threads, per second.
+    wakeups_per_s: f64,
+    /// The same by thread name (tokio's workers share one), busiest first.
+    threads: Vec<(String, f64)>,
 }
 
 fn main() {
@@ -61,6 +82,7 @@ fn run() -> Result<(), String> {
     let mut args = std::env::args().skip(1);
     let mut turns = 10usize;
     let mut out = PathBuf::from("target/bench/summary.json");
+    let mut idle = Duration::from_secs(10);
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--turns" => {
@@ -71,7 +93,14 @@ fn run() -> Result<(), String> {
                     .ok_or("--turns takes a positive number")?
             }
             "--out" => out = args.next().map(PathBuf::from).ok_or("--out takes a path")?,
-            other => return Err(format!("unknown argument `{other}` (use --turns N, --out FILE)")),
+            "--idle" => {
+                idle = args
+                    .next()
+                    .and_then(|s| s.parse::<f64>().ok())
+                    .and_then(|s| Duration::try_from_secs_f64(s).ok())
+                    .ok_or("--idle takes seconds (0: no idle measurement)")?
+            }
+            other => return Err(format!("unknown argument `{other}` (use --turns N, --out FILE, --idle SECONDS)")),
         }
     }
     let pivox = std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("pivox");
@@ -111,12 +140,19 @@ fn run() -> Result<(), String> {
         let figures = measure(&pivox, &dir, variant.name, &server, variant.audio, &mic, &script, turns)?;
         results.push((variant.name, figures));
     }
+    if !idle.is_zero() {
+        for (variant, (_, figures)) in VARIANTS.iter().zip(&mut results) {
+            let server = format!("url = \"ws://{addr}/\"\n");
+            figures.idle = Some(measure_idle(&pivox, &dir, variant.name, &server, variant.audio, &mic, idle)?);
+        }
+    }
     println!("pivox-bench: {turns} turns against the fake Home Assistant at {ha_url}");
     let server = format!("kind = \"homeassistant\"\nurl = \"{ha_url}\"\ntoken = \"{HA_TOKEN}\"\n");
     let ha = measure(&pivox, &dir, "homeassistant", &server, VARIANTS[0].audio, &mic, &script, turns)?;
     let _ = stop_tx.send(());
     server_thread.join().map_err(|_| "the server thread panicked".to_string())??;
     print_table(&results);
+    print_idle(&results);
     print_homeassistant(&ha);
     write_summary(&out, &results, &ha)?;
     println!("\nwritten: {}", out.display());
@@ -174,12 +210,7 @@ fn measure(
 ) -> Result<Figures, String> {
     let config = dir.join(format!("{name}.toml"));
     let metrics = dir.join(format!("{name}.jsonl"));
-    let text = format!(
-        "[server]\n{server}[audio]\n{audio}earcon_volume = 0.3\n[microphone]\nbackend = \"sim\"\ndevice = {:?}\n\
-         [speaker]\nbackend = \"sim\"\n[button]\nbackend = \"sim\"\ndevice = \"{script}\"\n[led]\nbackend = \"sim\"\n",
-        mic.display().to_string()
-    );
-    std::fs::write(&config, text).map_err(|e| e.to_string())?;
+    std::fs::write(&config, config_text(server, audio, mic, script)).map_err(|e| e.to_string())?;
     println!("  running {name} ({:.0} s)...", turns as f64 * PERIOD);
     let started = Instant::now();
     let child = std::process::Command::new(pivox)
@@ -215,7 +246,141 @@ fn measure(
         cpu_s_per_turn: usage.0.as_secs_f64() / completed.len() as f64,
         peak_rss_kb: usage.1,
         turns: completed.len(),
+        idle: None,
     })
+}
+
+/// Sim devices, `server` and `audio`, and the button `script`, as a config file's text.
+fn config_text(server: &str, audio: &str, mic: &Path, script: &str) -> String {
+    format!(
+        "[server]\n{server}[audio]\n{audio}earcon_volume = 0.3\n[microphone]\nbackend = \"sim\"\ndevice = {:?}\n\
+         [speaker]\nbackend = \"sim\"\n[button]\nbackend = \"sim\"\ndevice = \"{script}\"\n[led]\nbackend = \"sim\"\n",
+        mic.display().to_string()
+    )
+}
+
+/// Runs the daemon with a button that is never pressed and, once it is connected (its log says
+/// so) and has settled, measures its CPU time and context switches over `idle`.
+fn measure_idle(
+    pivox: &Path,
+    dir: &Path,
+    name: &str,
+    server: &str,
+    audio: &str,
+    mic: &Path,
+    idle: Duration,
+) -> Result<Idle, String> {
+    let config = dir.join(format!("{name}-idle.toml"));
+    std::fs::write(&config, config_text(server, audio, mic, "")).map_err(|e| e.to_string())?;
+    let log_path = dir.join(format!("{name}-idle.log"));
+    let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
+    println!("  {name} connected and idle ({:.0} s)...", idle.as_secs_f64());
+    let mut child = std::process::Command::new(pivox)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("PIVOX_LOG", "info")
+        .stderr(log)
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", pivox.display()))?;
+    let pid = child.id();
+    let measured = (|| {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !read_bounded(&log_path)?.contains("ready: connected to") {
+            if Instant::now() > deadline || child.try_wait().map_err(|e| e.to_string())?.is_some() {
+                return Err(format!("{name}: not connected within 10 s: {}", read_bounded(&log_path)?));
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        // The connection's earcon and first pre-roll frames are not idle.
+        std::thread::sleep(Duration::from_secs(1));
+        let before = ProcSample::take(pid)?;
+        std::thread::sleep(idle);
+        let after = ProcSample::take(pid)?;
+        Ok(after.since(&before))
+    })();
+    // SAFETY: kill(2) on our own child, which has not been waited for yet.
+    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+    let status = child.wait().map_err(|e| e.to_string())?;
+    let idle = measured?;
+    if !status.success() {
+        return Err(format!("{name}: pivox run exited with {status} after SIGTERM"));
+    }
+    Ok(idle)
+}
+
+/// A whole small file (a /proc entry), read at most 64 KiB of.
+fn read_bounded(path: &Path) -> Result<String, String> {
+    let mut text = String::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(64 * 1024).read_to_string(&mut text))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(text)
+}
+
+/// A process's CPU time and each thread's context switches at one instant.
+struct ProcSample {
+    at: Instant,
+    cpu: Duration,
+    /// Thread id → (name, voluntary + involuntary context switches).
+    switches: BTreeMap<u32, (String, u64)>,
+}
+
+impl ProcSample {
+    /// CPU time is the threads' `schedstat` run time (nanoseconds) where the kernel keeps it,
+    /// else `/proc/PID/stat`'s utime + stime (clock ticks, 10 ms).
+    fn take(pid: u32) -> Result<Self, String> {
+        let at = Instant::now();
+        let tasks = Path::new("/proc").join(pid.to_string()).join("task");
+        let mut switches = BTreeMap::new();
+        let mut run_ns: Option<u64> = Some(0);
+        for entry in std::fs::read_dir(&tasks).map_err(|e| format!("{}: {e}", tasks.display()))? {
+            let dir = entry.map_err(|e| e.to_string())?.path();
+            let Some(tid) = dir.file_name().and_then(|n| n.to_str()).and_then(|n| n.parse().ok()) else { continue };
+            // A thread may end between the listing and the read: it is then left out.
+            let Ok(status) = read_bounded(&dir.join("status")) else { continue };
+            let field = |key: &str| status.lines().find_map(|l| l.strip_prefix(key)).map(str::trim);
+            let count = |key: &str| field(key).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+            let name = field("Name:").unwrap_or("?").to_string();
+            switches.insert(tid, (name, count("voluntary_ctxt_switches:") + count("nonvoluntary_ctxt_switches:")));
+            let ns: Option<u64> =
+                read_bounded(&dir.join("schedstat")).ok().and_then(|s| s.split_whitespace().next()?.parse().ok());
+            run_ns = run_ns.zip(ns).map(|(a, b)| a + b);
+        }
+        let cpu = match run_ns {
+            Some(ns) => Duration::from_nanos(ns),
+            None => {
+                let stat = read_bounded(&Path::new("/proc").join(pid.to_string()).join("stat"))?;
+                // Fields after the command name (which may hold spaces): utime and stime are
+                // the 12th and 13th.
+                let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+                let ticks: u64 = rest.split_whitespace().skip(11).take(2).filter_map(|t| t.parse::<u64>().ok()).sum();
+                // SAFETY: sysconf has no preconditions.
+                let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+                Duration::from_nanos(ticks * 1_000_000_000 / hz)
+            }
+        };
+        Ok(Self { at, cpu, switches })
+    }
+
+    /// The cost between `before` and this sample. A thread started in between counts from zero.
+    fn since(&self, before: &ProcSample) -> Idle {
+        let seconds = (self.at - before.at).as_secs_f64();
+        let mut by_name: BTreeMap<&str, u64> = BTreeMap::new();
+        for (tid, (name, now)) in &self.switches {
+            let then = before.switches.get(tid).map_or(0, |(_, n)| *n);
+            *by_name.entry(name).or_default() += now.saturating_sub(then);
+        }
+        let total: u64 = by_name.values().sum();
+        let mut threads: Vec<(String, f64)> =
+            by_name.into_iter().map(|(name, n)| (name.to_string(), n as f64 / seconds)).collect();
+        threads.sort_by(|a, b| b.1.total_cmp(&a.1));
+        Idle {
+            seconds,
+            cpu_ms_per_min: self.cpu.saturating_sub(before.cpu).as_secs_f64() * 1000.0 * 60.0 / seconds,
+            wakeups_per_s: total as f64 / seconds,
+            threads,
+        }
+    }
 }
 
 /// Waits for `pid` and returns its CPU time (user + system) and peak RSS in KiB.
@@ -265,6 +430,35 @@ fn print_table(results: &[(&str, Figures)]) {
     row("peak RSS KiB", &|f| f.peak_rss_kb.to_string());
 }
 
+fn print_idle(results: &[(&str, Figures)]) {
+    let (Some(a), Some(b)) = (&results[0].1.idle, &results[1].1.idle) else { return };
+    println!(
+        "\n{:<44} {:>16} {:>16}",
+        format!("connected, idle {:.0} s (no press)", a.seconds),
+        results[0].0,
+        results[1].0
+    );
+    let row = |name: &str, a: String, b: String| println!("{name:<44} {a:>16} {b:>16}");
+    row("CPU ms per minute idle", format!("{:.1}", a.cpu_ms_per_min), format!("{:.1}", b.cpu_ms_per_min));
+    row("wake-ups per second (all threads)", format!("{:.1}", a.wakeups_per_s), format!("{:.1}", b.wakeups_per_s));
+    let per_s = |idle: &Idle, name: &str| idle.threads.iter().find(|(n, _)| n == name).map_or(0.0, |(_, w)| *w);
+    for (name, _) in a.threads.iter().filter(|(_, w)| *w >= 0.5) {
+        row(&format!("  {name}"), format!("{:.1}", per_s(a, name)), format!("{:.1}", per_s(b, name)));
+    }
+}
+
+fn idle_summary(idle: &Option<Idle>) -> serde_json::Value {
+    match idle {
+        None => serde_json::Value::Null,
+        Some(idle) => json!({
+            "seconds": idle.seconds,
+            "cpu_ms_per_min": idle.cpu_ms_per_min,
+            "wakeups_per_s": idle.wakeups_per_s,
+            "wakeups_per_s_by_thread": idle.threads.iter().map(|(n, w)| (n.clone(), json!(w))).collect::<serde_json::Map<_, _>>(),
+        }),
+    }
+}
+
 fn print_homeassistant(f: &Figures) {
     println!("\n{:<44} {:>16}", "Home Assistant (fake, loopback)", "pivox");
     let row = |name: &str, value: String| println!("{name:<44} {value:>16}");
@@ -302,6 +496,7 @@ fn summary(f: &Figures) -> serde_json::Value {
         "upstream_bytes_per_s": f.upstream_bytes_per_s,
         "cpu_s_per_audio_s": f.cpu_s_per_audio_s,
         "peak_rss_kb": f.peak_rss_kb,
+        "idle": idle_summary(&f.idle),
     })
 }
 
