@@ -4,46 +4,16 @@
 
 mod common;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-use pivox::daemon::{self, Probes, RunOptions, RunReport};
-use pivox::fake_ha::{self, FakeHaHandle, FakeHaOptions, Scenario};
+use pivox::daemon::RunReport;
+use pivox::fake_ha::{FakeHaHandle, FakeHaOptions, Scenario};
 
 const TOKEN: &str = "ha-token-fault-suite-do-not-log";
 
 async fn fake(scenario: Scenario, tweak: impl FnOnce(&mut FakeHaOptions)) -> FakeHaHandle {
-    let reply = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reply.mp3")).unwrap();
-    let mut options = FakeHaOptions::new(([127, 0, 0, 1], 0).into(), TOKEN, reply);
-    options.scenario = scenario;
-    tweak(&mut options);
-    fake_ha::start(options).await.unwrap()
-}
-
-/// `server` lines go into `[server]`.
-fn ha_config(url: &str, token: &str, button: &str, server: &str) -> pivox::config::Config {
-    let text = config_text(url, button, "[audio]\nearcon_volume = 0.5\n")
-        .replace("[server]\n", &format!("[server]\nkind = \"homeassistant\"\ntoken = \"{token}\"\n{server}"));
-    pivox::config::Config::parse(&text, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("{e}\n{text}")).config
-}
-
-/// Runs the daemon until `turns` turns completed or `limit` passed; returns what it did and
-/// how long it ran.
-async fn run(config: pivox::config::Config, turns: Option<u32>, limit: Duration) -> (RunReport, Probes, Duration) {
-    let probes = Probes::default();
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let options = RunOptions { turns, probes: probes.clone(), stop: Some(stop), ..Default::default() };
-    let started = Instant::now();
-    let daemon = tokio::spawn(daemon::run(config, options));
-    let stopper = tokio::spawn(async move {
-        tokio::time::sleep(limit).await;
-        let _ = stop_tx.send(true);
-        tokio::time::sleep(TURN_LIMIT).await;
-    });
-    let report = tokio::time::timeout(limit + Duration::from_secs(10), daemon).await.expect("stopped in time");
-    stopper.abort();
-    (report.unwrap().unwrap(), probes, started.elapsed())
+    ha_fake(TOKEN, scenario, tweak).await
 }
 
 fn outcomes(report: &RunReport) -> Vec<&str> {
@@ -57,7 +27,7 @@ fn outcomes(report: &RunReport) -> Vec<&str> {
 async fn server_vad_while_the_button_is_held_completes_the_turn() {
     let ha = fake(Scenario::ServerVad { after_frames: 40 }, |_| {}).await;
     let config = ha_config(&ha.url(), TOKEN, "press 0.2, release 4.0", "server_vad = true\n");
-    let (report, probes, took) = run(config, Some(1), Duration::from_secs(20)).await;
+    let (report, probes, took) = run_daemon(config, Some(1), Duration::from_secs(20)).await;
     let seen = ha.report();
     ha.stop().await;
     assert_eq!(outcomes(&report), ["Completed"], "{report:?}");
@@ -74,7 +44,7 @@ async fn server_vad_while_the_button_is_held_completes_the_turn() {
 async fn run_end_before_run_start_ends_the_turn_at_once() {
     let ha = fake(Scenario::RunEndFirst, |_| {}).await;
     let config = ha_config(&ha.url(), TOKEN, "press 0.2, release 2.5", "");
-    let (report, _, _) = run(config, None, Duration::from_secs(4)).await;
+    let (report, _, _) = run_daemon(config, None, Duration::from_secs(4)).await;
     ha.stop().await;
     assert_eq!(outcomes(&report), ["NoReply"], "{report:?}");
 }
@@ -84,7 +54,7 @@ async fn run_end_before_run_start_ends_the_turn_at_once() {
 async fn a_rejected_token_closes_the_websocket_cleanly() {
     let ha = fake(Scenario::Answer, |_| {}).await;
     let config = ha_config(&ha.url(), "not-the-token", "", "");
-    let (_, _, _) = run(config, None, Duration::from_millis(1500)).await;
+    let (_, _, _) = run_daemon(config, None, Duration::from_millis(1500)).await;
     let seen = ha.report();
     ha.stop().await;
     assert_eq!(seen.auth_failures, 1, "one attempt, no retry with the same token");
@@ -103,7 +73,7 @@ async fn a_trickling_reply_download_is_bounded_and_never_blocks_the_next_turn() 
     .await;
     // Turn 1 ends at 1.5 s; its download trickles. Turn 2 (a barge-in at 4 s) must complete.
     let config = ha_config(&ha.url(), TOKEN, "press 0.2, release 1.5, press 4.0, release 5.5", "");
-    let (report, _, took) = run(config, Some(1), Duration::from_secs(25)).await;
+    let (report, _, took) = run_daemon(config, Some(1), Duration::from_secs(25)).await;
     ha.stop().await;
     assert_eq!(outcomes(&report), ["BargedIn", "Completed"], "{report:?}");
     assert!(took < Duration::from_secs(12), "the second reply waited behind the first: {took:?}");
@@ -111,7 +81,7 @@ async fn a_trickling_reply_download_is_bounded_and_never_blocks_the_next_turn() 
     // Alone, the trickling reply ends in bounded time with the reason.
     let ha = fake(Scenario::Answer, |o| o.trickle = Some((1, Duration::from_secs(2)))).await;
     let config = ha_config(&ha.url(), TOKEN, "press 0.2, release 1.5", "");
-    let (report, _, _) = run(config, None, Duration::from_secs(16)).await;
+    let (report, _, _) = run_daemon(config, None, Duration::from_secs(16)).await;
     ha.stop().await;
     assert_eq!(outcomes(&report), ["ServerError"], "{report:?}");
 }

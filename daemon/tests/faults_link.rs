@@ -5,11 +5,11 @@
 mod common;
 
 use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
-use pivox::daemon::{self, Probes, RunOptions, RunReport};
+use pivox::daemon::{Probes, RunReport};
 use pivox::link::protocol::{AudioHeader, Message};
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message as Ws;
@@ -57,19 +57,7 @@ fn audio(turn: u32, seq: u16, timestamp: u32) -> Ws {
 
 async fn run(url: &str, button: &str, extra: &str, limit: Duration) -> (RunReport, Probes, Duration) {
     let config = config(url, button, &format!("[audio]\ncodecs = [\"pcm\"]\nearcon_volume = 0.0\n{extra}"));
-    let probes = Probes::default();
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let options = RunOptions { probes: probes.clone(), stop: Some(stop), turns: Some(1), ..Default::default() };
-    let started = Instant::now();
-    let daemon = tokio::spawn(daemon::run(config, options));
-    let stopper = tokio::spawn(async move {
-        tokio::time::sleep(limit).await;
-        let _ = stop_tx.send(true);
-        tokio::time::sleep(TURN_LIMIT).await;
-    });
-    let report = tokio::time::timeout(limit + Duration::from_secs(10), daemon).await.expect("stopped in time");
-    stopper.abort();
-    (report.unwrap().unwrap(), probes, started.elapsed())
+    run_daemon(config, Some(1), limit).await
 }
 
 fn outcomes(report: &RunReport) -> Vec<&str> {

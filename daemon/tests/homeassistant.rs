@@ -4,54 +4,22 @@
 
 mod common;
 
-use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
-use pivox::daemon::{self, Probes, RunOptions, RunReport};
-use pivox::fake_ha::{self, FakeHaHandle, FakeHaOptions, FakeHaReport, Scenario};
+use pivox::daemon::{Probes, RunReport};
+use pivox::fake_ha::{FakeHaHandle, FakeHaOptions, FakeHaReport, Scenario};
 use pivox_hal::LedState;
 
 const TOKEN: &str = "ha-token-5be2c0d4-do-not-log";
 
-fn reply_mp3() -> Vec<u8> {
-    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reply.mp3")).unwrap()
-}
-
 async fn fake(scenario: Scenario, tweak: impl FnOnce(&mut FakeHaOptions)) -> FakeHaHandle {
-    let mut options = FakeHaOptions::new(([127, 0, 0, 1], 0).into(), TOKEN, reply_mp3());
-    options.scenario = scenario;
-    tweak(&mut options);
-    fake_ha::start(options).await.unwrap()
-}
-
-/// Simulated devices against the fake; `server` lines go into `[server]`.
-fn ha_config(url: &str, token: &str, button: &str, server: &str) -> pivox::config::Config {
-    let text = config_text(url, button, "[audio]\nearcon_volume = 0.5\n")
-        .replace("[server]\n", &format!("[server]\nkind = \"homeassistant\"\ntoken = \"{token}\"\n{server}"));
-    pivox::config::Config::parse(&text, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("{e}\n{text}")).config
+    ha_fake(TOKEN, scenario, tweak).await
 }
 
 /// Runs the daemon until `turns` turns completed, or for `for_at_most` when `turns` is None.
 async fn run(config: pivox::config::Config, turns: Option<u32>, for_at_most: Duration) -> (RunReport, Probes) {
-    let probes = Probes::default();
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    let options = RunOptions {
-        turns,
-        probes: probes.clone(),
-        epoch: Instant::now() + Duration::from_millis(100),
-        stop: Some(stop),
-        ..Default::default()
-    };
-    let daemon = tokio::spawn(daemon::run(config, options));
-    let stopper = tokio::spawn(async move {
-        tokio::time::sleep(for_at_most).await;
-        let _ = stop_tx.send(true);
-        // Keep the sender alive until the daemon has seen it.
-        tokio::time::sleep(TURN_LIMIT).await;
-    });
-    let report = tokio::time::timeout(TURN_LIMIT, daemon).await.expect("the daemon stopped in time").unwrap().unwrap();
-    stopper.abort();
+    let (report, probes, _) = run_daemon(config, turns, for_at_most).await;
     (report, probes)
 }
 

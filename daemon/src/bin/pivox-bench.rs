@@ -20,7 +20,6 @@
 //! variant's summary.
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -308,13 +307,9 @@ fn measure_idle(
     Ok(idle)
 }
 
-/// A whole small file (a /proc entry), read at most 64 KiB of.
+/// A whole small file (a /proc entry, the idle run's log), read at most 64 KiB of.
 fn read_bounded(path: &Path) -> Result<String, String> {
-    let mut text = String::new();
-    std::fs::File::open(path)
-        .and_then(|f| f.take(64 * 1024).read_to_string(&mut text))
-        .map_err(|e| format!("{}: {e}", path.display()))?;
-    Ok(text)
+    pivox::files::read_text_bounded(path, 64 * 1024).map_err(|e| pivox::files::in_words(path, &e))
 }
 
 /// A process's CPU time and each thread's context switches at one instant.

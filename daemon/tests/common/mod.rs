@@ -3,9 +3,11 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use pivox::config::Config;
+use pivox::daemon::{self, Probes, RunOptions, RunReport};
+use pivox::fake_ha::{self, FakeHaHandle, FakeHaOptions, Scenario};
 
 pub fn speech_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/speech.wav")
@@ -40,3 +42,49 @@ pub fn config(url: &str, button: &str, extra: &str) -> Config {
 pub use pivox::audio::compare::best_correlation;
 
 pub const TURN_LIMIT: Duration = Duration::from_secs(30);
+
+/// Runs the daemon in-process until `turns` turns completed, or for `limit` (then it is stopped
+/// as by SIGTERM); simulated devices start 100 ms after the call. Returns what it did, the
+/// simulated devices' probes and how long it ran.
+pub async fn run_daemon(config: Config, turns: Option<u32>, limit: Duration) -> (RunReport, Probes, Duration) {
+    let probes = Probes::default();
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    let options = RunOptions {
+        turns,
+        probes: probes.clone(),
+        epoch: Instant::now() + Duration::from_millis(100),
+        stop: Some(stop),
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let daemon = tokio::spawn(daemon::run(config, options));
+    let stopper = tokio::spawn(async move {
+        tokio::time::sleep(limit).await;
+        let _ = stop_tx.send(true);
+        // Keep the sender alive until the daemon has seen it.
+        tokio::time::sleep(TURN_LIMIT).await;
+    });
+    let report = tokio::time::timeout(limit + TURN_LIMIT, daemon).await.expect("the daemon stopped in time");
+    stopper.abort();
+    (report.unwrap().unwrap(), probes, started.elapsed())
+}
+
+/// The MP3 reply the fake Home Assistant serves (what HA's TTS gives, ID3 tag included).
+pub fn reply_mp3() -> Vec<u8> {
+    std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/reply.mp3")).unwrap()
+}
+
+/// The fake Home Assistant on loopback, answering with the MP3 fixture, as `tweak` sets it up.
+pub async fn ha_fake(token: &str, scenario: Scenario, tweak: impl FnOnce(&mut FakeHaOptions)) -> FakeHaHandle {
+    let mut options = FakeHaOptions::new(([127, 0, 0, 1], 0).into(), token, reply_mp3());
+    options.scenario = scenario;
+    tweak(&mut options);
+    fake_ha::start(options).await.unwrap()
+}
+
+/// Simulated devices against a Home Assistant at `url`; `server` lines go into `[server]`.
+pub fn ha_config(url: &str, token: &str, button: &str, server: &str) -> Config {
+    let text = config_text(url, button, "[audio]\nearcon_volume = 0.5\n")
+        .replace("[server]\n", &format!("[server]\nkind = \"homeassistant\"\ntoken = \"{token}\"\n{server}"));
+    Config::parse(&text, "test.toml", Path::new(".")).unwrap_or_else(|e| panic!("{e}\n{text}")).config
+}
