@@ -3,6 +3,8 @@
 
 CARGO ?= cargo
 BENCH_TURNS ?= 20
+# Turns of the soak in `make bench` (1.5 s each); 0 skips it.
+SOAK_TURNS ?= 300
 
 AARCH64 := target/aarch64-unknown-linux-gnu/release/pivox
 
@@ -60,7 +62,8 @@ aarch64: cross-deps
 aarch64-check: aarch64
 	./scripts/aarch64-check.sh $(AARCH64)
 
-# Latency, CPU, memory and bandwidth figures against a Python-satellite-style baseline.
+# Latency, CPU, memory and bandwidth figures against a Python-satellite-style baseline, the
+# idle cost, and a soak of SOAK_TURNS turns with memory, open files and threads sampled.
 bench: deps
 	$(CARGO) build --release -p pivox
-	./target/release/pivox-bench --turns $(BENCH_TURNS) --out target/bench/summary.json
+	./target/release/pivox-bench --turns $(BENCH_TURNS) --soak $(SOAK_TURNS) --out target/bench/summary.json

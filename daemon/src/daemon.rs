@@ -53,7 +53,9 @@ pub struct RunOptions {
 
 impl Default for RunOptions {
     fn default() -> Self {
-        Self { turns: None, epoch: Instant::now(), probes: Probes::default(), metrics_out: None, stop: None }
+        // Nobody reads a `pivox run`'s probes: the sim speaker counts instead of recording.
+        let probes = Probes { speaker: SpeakerProbe::counting(), led: LedProbe::default() };
+        Self { turns: None, epoch: Instant::now(), probes, metrics_out: None, stop: None }
     }
 }
 

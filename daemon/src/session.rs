@@ -122,22 +122,26 @@ pub enum Action {
 }
 
 impl Outcome {
-    /// Why a turn that failed on the way failed, for its one log line; `None` for outcomes that
-    /// are no fault (completed, barge-in, too short, nothing heard).
+    /// Why the session itself ended a turn that failed, for that turn's one log line. `None`
+    /// for outcomes that are no fault (completed, barge-in, too short, nothing heard, no reply)
+    /// and for those whose cause is logged where it happens (a lost link, a server's error).
     pub fn fault(self, limits: &Limits) -> Option<String> {
         let secs = |d: Duration| format!("{:.0} s", d.as_secs_f64());
         Some(match self {
-            Outcome::LinkLost => "the connection to the server was lost during the turn".into(),
             Outcome::ReplyTimeout => format!("no reply within {} of the end of the turn", secs(limits.reply_timeout)),
             Outcome::ReplyStalled => {
                 format!("the reply stopped arriving for {} before its end", secs(limits.reply_timeout))
             }
             Outcome::ReplyTooLong => {
-                format!("the reply was cut off after {} (session.max_reply)", secs(limits.max_reply))
+                format!("the reply was cut off after {} (session.max_reply_s)", secs(limits.max_reply))
             }
-            Outcome::ServerError => "the server reported an error".into(),
-            Outcome::NoReply => "the server ended the turn without a reply".into(),
-            Outcome::Completed | Outcome::TooShort | Outcome::BargedIn | Outcome::NotUnderstood => return None,
+            Outcome::LinkLost
+            | Outcome::ServerError
+            | Outcome::NoReply
+            | Outcome::Completed
+            | Outcome::TooShort
+            | Outcome::BargedIn
+            | Outcome::NotUnderstood => return None,
         })
     }
 }

@@ -4,6 +4,11 @@
 //! once while the buffer has room and blocks otherwise; `discard` drops what has not been
 //! "played" yet, and the record keeps only what was. The record is written to a WAV file
 //! (when a path is given) on every `drain` and when the speaker is dropped.
+//!
+//! Samples and handovers are recorded only when someone will look at them: a test holding a
+//! recording [`SpeakerProbe`], or a WAV path to write. Otherwise (`pivox run` with a sim
+//! speaker and no file, as in `make bench` and its soak) only counters are kept, so a long run
+//! measures the daemon, not the simulator's record.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread;
@@ -24,26 +29,46 @@ pub struct Handover {
 /// What the simulated speaker played.
 #[derive(Debug, Default)]
 pub struct SpeakerLog {
+    /// Every sample played (recording probes and WAV files only).
     pub samples: Vec<i16>,
+    /// How many samples were played, recorded or not.
+    pub played: u64,
     pub handovers: Vec<Handover>,
     /// Samples handed over but discarded before they were played.
     pub discarded: u64,
     pub drains: u64,
 }
 
-/// Shared view of a [`SpeakerLog`]; clone it before building the speaker and keep it.
-#[derive(Debug, Clone, Default)]
-pub struct SpeakerProbe(Arc<Mutex<SpeakerLog>>);
+/// Shared view of a [`SpeakerLog`]; clone it before building the speaker and keep it. The
+/// default records every sample; [`SpeakerProbe::counting`] only counts.
+#[derive(Debug, Clone)]
+pub struct SpeakerProbe {
+    log: Arc<Mutex<SpeakerLog>>,
+    record: bool,
+}
+
+impl Default for SpeakerProbe {
+    fn default() -> Self {
+        Self { log: Arc::default(), record: true }
+    }
+}
 
 impl SpeakerProbe {
+    /// A probe nobody reads the samples of: counters only.
+    pub fn counting() -> Self {
+        Self { log: Arc::default(), record: false }
+    }
+
     pub fn lock(&self) -> MutexGuard<'_, SpeakerLog> {
         // A panicking writer cannot leave the log half-updated in a harmful way.
-        self.0.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+        self.log.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 }
 
 pub struct SimSpeaker {
     probe: SpeakerProbe,
+    /// Keep every sample and handover: a recording probe, or a WAV file to write.
+    record: bool,
     wav_path: Option<String>,
     sample_rate: u32,
     buffer: Duration,
@@ -54,9 +79,11 @@ pub struct SimSpeaker {
 
 impl SimSpeaker {
     pub fn open(spec: &SpeakerSpec) -> Self {
+        let wav_path = (!spec.device.is_empty()).then(|| spec.device.clone());
         Self {
             probe: spec.probe.clone(),
-            wav_path: (!spec.device.is_empty()).then(|| spec.device.clone()),
+            record: spec.probe.record || wav_path.is_some(),
+            wav_path,
             sample_rate: spec.sample_rate,
             buffer: Duration::from_millis(u64::from(spec.buffer_ms)),
             realtime: spec.realtime,
@@ -91,9 +118,12 @@ impl Speaker for SimSpeaker {
         let now = Instant::now();
         {
             let mut log = self.probe.lock();
-            let first_sample = log.samples.len();
-            log.handovers.push(Handover { at: now, first_sample, len: samples.len() });
-            log.samples.extend_from_slice(samples);
+            if self.record {
+                let first_sample = log.samples.len();
+                log.handovers.push(Handover { at: now, first_sample, len: samples.len() });
+                log.samples.extend_from_slice(samples);
+            }
+            log.played += samples.len() as u64;
         }
         if !self.realtime {
             return Ok(());
@@ -119,8 +149,10 @@ impl Speaker for SimSpeaker {
         let unplayed = self.played_until.saturating_duration_since(now);
         let unplayed_samples = (unplayed.as_secs_f64() * f64::from(self.sample_rate)) as usize;
         let mut log = self.probe.lock();
+        let dropped = (unplayed_samples as u64).min(log.played);
+        log.played -= dropped;
+        log.discarded += dropped;
         let keep = log.samples.len().saturating_sub(unplayed_samples);
-        log.discarded += (log.samples.len() - keep) as u64;
         log.samples.truncate(keep);
         self.played_until = now;
         Ok(())
@@ -172,5 +204,21 @@ mod tests {
         let log = probe.lock();
         assert!(log.discarded >= 400 && log.discarded <= 640, "about 40 ms discarded: {}", log.discarded);
         assert_eq!(log.samples.len() as u64 + log.discarded, 3200);
+        assert_eq!(log.played, log.samples.len() as u64);
+    }
+
+    /// Issue 11: a speaker nobody records (no probe reader, no WAV file) keeps counters only,
+    /// so a long run's memory figure measures the daemon, not the simulator.
+    #[test]
+    fn a_counting_probe_keeps_no_samples() {
+        let probe = SpeakerProbe::counting();
+        let mut spk = speaker(false, &probe, String::new());
+        for _ in 0..100 {
+            spk.write(&[7; 320]).unwrap();
+        }
+        let log = probe.lock();
+        assert_eq!(log.played, 32_000);
+        assert!(log.samples.is_empty() && log.handovers.is_empty());
+        assert_eq!(log.samples.capacity(), 0);
     }
 }

@@ -18,6 +18,11 @@
 //! wake-ups per second (context switches summed over the daemon's threads, from
 //! `/proc/PID/task/*/status`), with the threads that wake most. Under `"idle"` in each
 //! variant's summary.
+//!
+//! Then the soak (`--soak TURNS`, default 300; 0 skips it): that many short turns in one run,
+//! with memory, open files and threads sampled every second (soak.rs). Under `"soak"`.
+
+mod soak;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -82,6 +87,7 @@ fn run() -> Result<(), String> {
     let mut turns = 10usize;
     let mut out = PathBuf::from("target/bench/summary.json");
     let mut idle = Duration::from_secs(10);
+    let mut soak_turns = 300usize;
     while let Some(arg) = args.next() {
         match arg.as_str() {
             "--turns" => {
@@ -99,7 +105,14 @@ fn run() -> Result<(), String> {
                     .and_then(|s| Duration::try_from_secs_f64(s).ok())
                     .ok_or("--idle takes seconds (0: no idle measurement)")?
             }
-            other => return Err(format!("unknown argument `{other}` (use --turns N, --out FILE, --idle SECONDS)")),
+            "--soak" => {
+                soak_turns = args.next().and_then(|n| n.parse().ok()).ok_or("--soak takes a number of turns")?
+            }
+            other => {
+                return Err(format!(
+                    "unknown argument `{other}` (use --turns N, --out FILE, --idle SECONDS, --soak TURNS)"
+                ));
+            }
         }
     }
     let pivox = std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("pivox");
@@ -122,15 +135,19 @@ fn run() -> Result<(), String> {
             let mut ha = FakeHaOptions::new(loopback, HA_TOKEN, REPLY_MP3.to_vec());
             ha.vary_answer = true;
             let ha = fake_ha::start(ha).await.map_err(|e| e.to_string())?;
-            let _ = addr_tx.send((server.addr, ha.url()));
+            let fixed =
+                ServerOptions { reply: server::Reply::Fixed(soak::reply().into()), ..ServerOptions::echo(loopback) };
+            let soak_server = server::start(fixed).await.map_err(|e| e.to_string())?;
+            let _ = addr_tx.send((server.addr, ha.url(), soak_server.addr));
             let _ = stop_rx.await;
             let violations = ha.report().violations;
             server.kill().await;
+            soak_server.kill().await;
             ha.stop().await;
             if violations.is_empty() { Ok(()) } else { Err(format!("the fake HA saw violations: {violations:?}")) }
         })
     });
-    let (addr, ha_url) = addr_rx.recv().map_err(|_| "the servers did not start".to_string())?;
+    let (addr, ha_url, soak_addr) = addr_rx.recv().map_err(|_| "the servers did not start".to_string())?;
     println!("pivox-bench: {turns} turns per variant against the reference server on ws://{addr}");
 
     let mut results = Vec::new();
@@ -148,12 +165,20 @@ fn run() -> Result<(), String> {
     println!("pivox-bench: {turns} turns against the fake Home Assistant at {ha_url}");
     let server = format!("kind = \"homeassistant\"\nurl = \"{ha_url}\"\ntoken = \"{HA_TOKEN}\"\n");
     let ha = measure(&pivox, &dir, "homeassistant", &server, VARIANTS[0].audio, &mic, &script, turns)?;
+    let soaked = if soak_turns > 0 {
+        Some(soak::run(&pivox, &dir, &format!("ws://{soak_addr}/"), &speech()?, soak_turns)?)
+    } else {
+        None
+    };
     let _ = stop_tx.send(());
     server_thread.join().map_err(|_| "the server thread panicked".to_string())??;
     print_table(&results);
     print_idle(&results);
     print_homeassistant(&ha);
-    write_summary(&out, &results, &ha)?;
+    if let Some(soaked) = &soaked {
+        soak::print(soaked);
+    }
+    write_summary(&out, &results, &ha, soaked.as_ref())?;
     println!("\nwritten: {}", out.display());
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
@@ -161,30 +186,40 @@ fn run() -> Result<(), String> {
 
 const HA_TOKEN: &str = "bench-token";
 /// The reply the fake Home Assistant speaks: 1.76 s of espeak-ng speech as 32 kbit/s MP3.
-const REPLY_MP3: &[u8] = include_bytes!("../../tests/fixtures/reply.mp3");
+const REPLY_MP3: &[u8] = include_bytes!("../../../tests/fixtures/reply.mp3");
 
-/// A WAV with the speech sample at the start of every period, and the matching button script.
-fn write_microphone(dir: &Path, turns: usize) -> Result<(PathBuf, String), String> {
-    let speech: Vec<i16> = hound::WavReader::new(SPEECH_WAV)
+/// The bundled speech sample.
+fn speech() -> Result<Vec<i16>, String> {
+    hound::WavReader::new(SPEECH_WAV)
         .map_err(|e| e.to_string())?
         .into_samples()
         .collect::<Result<_, _>>()
-        .map_err(|e| e.to_string())?;
-    let period = (PERIOD * 16_000.0) as usize;
-    let mut samples = vec![0i16; period * turns];
-    for t in 0..turns {
-        samples[t * period..t * period + speech.len()].copy_from_slice(&speech);
-    }
-    let path = dir.join("mic.wav");
+        .map_err(|e| e.to_string())
+}
+
+/// Writes 16 kHz mono samples as a WAV file.
+fn write_wav(path: &Path, samples: &[i16]) -> Result<(), String> {
     let spec = hound::WavSpec {
         channels: 1,
         sample_rate: 16_000,
         bits_per_sample: 16,
         sample_format: hound::SampleFormat::Int,
     };
-    let mut w = hound::WavWriter::create(&path, spec).map_err(|e| e.to_string())?;
+    let mut w = hound::WavWriter::create(path, spec).map_err(|e| e.to_string())?;
     samples.iter().try_for_each(|s| w.write_sample(*s)).map_err(|e| e.to_string())?;
-    w.finalize().map_err(|e| e.to_string())?;
+    w.finalize().map_err(|e| e.to_string())
+}
+
+/// A WAV with the speech sample at the start of every period, and the matching button script.
+fn write_microphone(dir: &Path, turns: usize) -> Result<(PathBuf, String), String> {
+    let speech = speech()?;
+    let period = (PERIOD * 16_000.0) as usize;
+    let mut samples = vec![0i16; period * turns];
+    for t in 0..turns {
+        samples[t * period..t * period + speech.len()].copy_from_slice(&speech);
+    }
+    let path = dir.join("mic.wav");
+    write_wav(&path, &samples)?;
     let speech_s = speech.len() as f64 / 16_000.0;
     let script = (0..turns)
         .map(|t| {
@@ -495,10 +530,16 @@ fn summary(f: &Figures) -> serde_json::Value {
     })
 }
 
-fn write_summary(out: &Path, results: &[(&str, Figures)], homeassistant: &Figures) -> Result<(), String> {
+fn write_summary(
+    out: &Path,
+    results: &[(&str, Figures)],
+    homeassistant: &Figures,
+    soaked: Option<&soak::Soak>,
+) -> Result<(), String> {
     let mut doc = summary(&results[0].1);
     doc["baseline"] = summary(&results[1].1);
     doc["homeassistant"] = homeassistant_summary(homeassistant);
+    doc["soak"] = soaked.map_or(serde_json::Value::Null, soak::summary);
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
     }
