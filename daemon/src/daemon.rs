@@ -6,6 +6,7 @@
 //! a reload: the run ends the same way with [`RunReport::reload`] set, and the caller starts it
 //! again with the config read anew (`pivox run` does; a config with errors keeps the old one).
 
+use std::collections::VecDeque;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -62,10 +63,15 @@ impl Default for RunOptions {
 /// What a run did.
 #[derive(Debug, Default)]
 pub struct RunReport {
-    pub turns: Vec<TurnMetrics>,
+    /// The figures of the last [`REPORT_TURNS`] turns, oldest first (a daemon that runs for
+    /// months must not keep every turn it ever had: the soak in `make bench` found that).
+    pub turns: VecDeque<TurnMetrics>,
     /// The run ended on SIGHUP: the caller should read the config again and run anew.
     pub reload: bool,
 }
+
+/// How many turns' figures a [`RunReport`] keeps.
+pub const REPORT_TURNS: usize = 100;
 
 const JOIN_LIMIT: Duration = Duration::from_secs(2);
 const LINK_CLOSE_LIMIT: Duration = Duration::from_secs(1);
@@ -603,6 +609,9 @@ impl Daemon {
                 log::warn!("cannot write metrics to {}: {e}", path.display());
             }
         }
-        self.report.turns.push(metrics);
+        if self.report.turns.len() == REPORT_TURNS {
+            self.report.turns.pop_front();
+        }
+        self.report.turns.push_back(metrics);
     }
 }

@@ -4,6 +4,9 @@
 //! a tenth of the turns) and the last one; the run's own turn outcomes say whether every turn
 //! still completed.
 //!
+//! The absolute RSS includes the simulated microphone's WAV, which it holds whole (48 KB per
+//! soak turn, 14 MB for 300); the growth after warm-up is the figure that finds leaks.
+//!
 //! Each turn: the microphone plays half a second of the speech sample, the button is pressed
 //! 100 ms into it and released at 600 ms, the reply (0.3 s) plays, and the next turn starts
 //! [`PERIOD`] after the last.
@@ -26,6 +29,15 @@ pub struct Soak {
     pub rss_kb: (u64, u64, u64),
     pub open_files: (u64, u64, u64),
     pub threads: (u64, u64, u64),
+}
+
+impl Soak {
+    /// Resident memory gained from the warmed-up sample (a tenth into the run) to the last,
+    /// per 100 turns: a leak's rate.
+    pub fn growth_kb_per_100_turns(&self) -> f64 {
+        let (warm, last, _) = self.rss_kb;
+        (last as f64 - warm as f64) * 100.0 / (self.turns as f64 * 0.9).max(1.0)
+    }
 }
 
 /// The reply the soak's server gives every turn: 0.3 s of a 440 Hz tone at 16 kHz.
@@ -138,6 +150,7 @@ pub fn print(s: &Soak) {
     row("turns completed", s.completed.to_string());
     let triple = |(warm, last, max): (u64, u64, u64)| format!("{warm}/{last}/{max}");
     row("RSS KiB warmed-up/last/highest", triple(s.rss_kb));
+    row("RSS growth KiB per 100 turns after warm-up", format!("{:.1}", s.growth_kb_per_100_turns()));
     row("open files warmed-up/last/highest", triple(s.open_files));
     row("threads warmed-up/last/highest", triple(s.threads));
 }
@@ -149,6 +162,7 @@ pub fn summary(s: &Soak) -> serde_json::Value {
         "completed": s.completed,
         "seconds": s.seconds,
         "rss_kb": triple(s.rss_kb),
+        "rss_growth_kb_per_100_turns": s.growth_kb_per_100_turns(),
         "open_files": triple(s.open_files),
         "threads": triple(s.threads),
     })
