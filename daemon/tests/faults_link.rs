@@ -184,3 +184,49 @@ async fn an_odd_close_code_is_survived_and_the_next_turn_completes() {
     assert_eq!(outcomes(&report), ["Completed"], "{report:?}");
     assert!(connections.load(std::sync::atomic::Ordering::Relaxed) >= 2);
 }
+
+/// A server whose `welcome` comes as a fragmented text message (two frames), written byte by
+/// byte on a hand-made WebSocket: the daemon reassembles it and connects.
+#[tokio::test]
+async fn a_fragmented_welcome_is_reassembled() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("ws://{}/", listener.local_addr().unwrap());
+    let server = tokio::spawn(async move {
+        let (mut tcp, _) = listener.accept().await.unwrap();
+        let mut request = Vec::new();
+        let mut buf = [0u8; 1024];
+        // Bounded: the upgrade request is a few hundred bytes.
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
+            let n = tcp.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the client closed during the upgrade");
+            request.extend_from_slice(&buf[..n]);
+        }
+        let text = String::from_utf8_lossy(&request);
+        let key = text
+            .lines()
+            .find_map(|l| l.to_ascii_lowercase().starts_with("sec-websocket-key:").then(|| l[18..].trim().to_string()))
+            .unwrap();
+        let accept = tokio_tungstenite::tungstenite::handshake::derive_accept_key(key.as_bytes());
+        let response = format!(
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: {accept}\r\n\r\n"
+        );
+        tcp.write_all(response.as_bytes()).await.unwrap();
+        let welcome =
+            br#"{"type":"welcome","version":1,"server":"fragments","codec":"pcm","sample_rate":16000,"frame_ms":20}"#;
+        let (first, second) = welcome.split_at(30);
+        // Text frame without FIN, then a continuation frame with FIN; server frames are unmasked.
+        for (header, part) in [(0x01u8, first), (0x80u8, second)] {
+            tcp.write_all(&[header, part.len() as u8]).await.unwrap();
+            tcp.write_all(part).await.unwrap();
+        }
+        // Keep the connection until the daemon leaves (its pings go unanswered: it is short).
+        let _ = tokio::time::timeout(Duration::from_secs(5), async {
+            while tcp.read(&mut buf).await.is_ok_and(|n| n > 0) {}
+        })
+        .await;
+    });
+    let (_, probes, _) = run(&url, "", "", Duration::from_millis(500)).await;
+    server.abort();
+    assert!(probes.led.states().contains(&pivox_hal::LedState::Idle), "connected: {:?}", probes.led.states());
+}
