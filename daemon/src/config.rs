@@ -4,14 +4,18 @@
 //! and what to change, and with any value it quotes cut short; keys pivox does not know are
 //! warned about (with their line) and ignored. Relative paths in the file are taken relative
 //! to the file's own folder. The file and the files it names are read bounded in size and
-//! never wait on a FIFO ([`crate::files`]). Every key is documented in
-//! `docs/configuration.md`, and `pivox.example.toml` is parsed by a test.
+//! never wait on a FIFO ([`crate::files`]). The `[server]` keys belong to the backend `kind`
+//! names: it reads and checks them itself (`link::BACKENDS`, through [`crate::settings`]).
+//! Every key is documented in `docs/configuration.md`, and `pivox.example.toml` is parsed by a test.
 
 use std::fmt;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::audio::codec::{Codec, OpusSettings};
+use crate::link::ServerSpec;
+pub use crate::secret::{Secret, read_token_file};
 use crate::session::Limits;
 
 mod document;
@@ -26,7 +30,8 @@ pub const DEFAULT_PATHS: &[&str] = &["/boot/firmware/pivox.toml", "/etc/pivox/pi
 
 #[derive(Debug, Clone)]
 pub struct Config {
-    pub server: ServerConfig,
+    /// The server backend, its settings checked: what the link is built from.
+    pub server: Arc<dyn ServerSpec>,
     pub audio: AudioConfig,
     pub opus: OpusSettings,
     pub playback: PlaybackConfig,
@@ -36,32 +41,6 @@ pub struct Config {
     pub button: ButtonConfig,
     pub led: LedConfig,
 }
-
-#[derive(Debug, Clone)]
-pub struct ServerConfig {
-    pub kind: String,
-    pub url: String,
-    pub token: Option<Secret>,
-    /// Where the token came from, when it was a file (Home Assistant re-reads it after
-    /// rejecting a token).
-    pub token_file: Option<PathBuf>,
-    pub ca_file: Option<PathBuf>,
-    pub ping_interval: Duration,
-    pub ping_timeout: Duration,
-    pub reconnect_min: Duration,
-    pub reconnect_max: Duration,
-    /// Home Assistant: the pipeline id (`None`: HA's preferred pipeline).
-    pub pipeline: Option<String>,
-    /// Home Assistant: the device id runs are attributed to.
-    pub device_id: Option<String>,
-    /// Home Assistant: let HA's voice-activity detection end the speech (off: the button does).
-    pub server_vad: bool,
-    /// Home Assistant: a turn within this long of the last answer continues its conversation.
-    pub conversation_timeout: Duration,
-}
-
-/// The path HA's WebSocket API lives at.
-pub const HOMEASSISTANT_PATH: &str = "/api/websocket";
 
 #[derive(Debug, Clone)]
 pub struct AudioConfig {
@@ -113,58 +92,6 @@ pub struct LedConfig {
 /// Hardware presets: `preset = "respeaker-2mic"` fills in the button and LED sections the
 /// file leaves without a backend.
 pub const PRESETS: &[&str] = &["respeaker-2mic"];
-
-/// A credential: its `Debug` and `Display` never show it, so it cannot reach a log line.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Self {
-        Self(value)
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Secret(<redacted>)")
-    }
-}
-
-fn is_token(token: &str) -> bool {
-    !token.is_empty() && token.bytes().all(|b| b.is_ascii_graphic())
-}
-
-/// Reads a token file: one token, surrounding whitespace ignored; at most
-/// [`crate::files::TOKEN_MAX`], and never waiting on a FIFO.
-pub fn read_token_file(path: &Path) -> Result<Secret, String> {
-    let text =
-        crate::files::read_text_bounded(path, crate::files::TOKEN_MAX).map_err(|e| crate::files::in_words(path, &e))?;
-    let token = text.trim();
-    if token.is_empty() {
-        return Err(format!("{} is empty", path.display()));
-    }
-    if !is_token(token) {
-        return Err(format!("{} holds characters a token cannot have (spaces, control or non-ASCII)", path.display()));
-    }
-    Ok(Secret(token.to_string()))
-}
-
-/// Home Assistant's WebSocket URL from what a user is likely to write: HA's web address
-/// (`http://homeassistant.local:8123`) or the WebSocket URL itself.
-fn homeassistant_url(url: &str) -> String {
-    let url = url.trim_end_matches('/');
-    let (scheme, rest) = match url.split_once("://") {
-        Some(("http", rest)) => ("ws", rest),
-        Some(("https", rest)) => ("wss", rest),
-        Some((scheme, rest)) => (scheme, rest),
-        None => ("ws", url),
-    };
-    let rest = rest.strip_suffix(HOMEASSISTANT_PATH).unwrap_or(rest);
-    format!("{scheme}://{rest}{HOMEASSISTANT_PATH}")
-}
 
 /// A config problem, on one line: `FILE:LINE: KEY: what is wrong`.
 #[derive(Debug, Clone, PartialEq, Eq)]

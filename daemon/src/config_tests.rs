@@ -1,7 +1,21 @@
 //! The shipped example config, and broken configs that must each give a one-line error.
 //! Every problem at once, bounded reads and short messages: `config_input_tests.rs`.
 
+use std::path::PathBuf;
+
 use super::*;
+use crate::link::endpoint::Endpoint;
+use crate::link::homeassistant;
+
+/// The connection settings of a config whose backend dials a server.
+fn endpoint(c: &Config) -> &Endpoint {
+    c.server.endpoint().expect("a dialling backend")
+}
+
+/// The settings of a Home Assistant config.
+fn ha_settings(c: &Config) -> &homeassistant::Settings {
+    c.server.as_any().downcast_ref().expect("kind = \"homeassistant\"")
+}
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).parent().unwrap().to_path_buf()
@@ -26,7 +40,7 @@ fn the_shipped_example_config_parses_without_warnings() {
     let loaded = Config::load(&repo().join("pivox.example.toml")).unwrap();
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
     let c = loaded.config;
-    assert_eq!(c.server.url, "ws://127.0.0.1:8765/");
+    assert_eq!(endpoint(&c).url, "ws://127.0.0.1:8765/");
     assert_eq!(c.audio.codecs, [Codec::Opus, Codec::Pcm]);
     assert_eq!((c.audio.frame_ms, c.audio.preroll_ms), (20, 300));
     assert_eq!(c.session.min_press, Duration::from_millis(150));
@@ -40,7 +54,7 @@ fn defaults_fill_in_everything_but_the_url() {
     assert_eq!(c.opus, OpusSettings { bitrate: 24_000, complexity: 5, fec: false, dtx: true });
     assert_eq!(c.session.max_turn, Duration::from_secs(30));
     assert_eq!(c.speaker.backend, "sim");
-    assert!(c.server.token.is_none());
+    assert!(endpoint(&c).token.is_none());
 }
 
 #[test]
@@ -108,7 +122,7 @@ fn the_token_is_read_from_its_file_and_never_shown() {
         .replace("[server]\n", "[server]\ntoken_file = \"token\"\n")
         .replace("daemon/assets", &repo().join("daemon/assets").display().to_string());
     let c = Config::parse(&text, "t.toml", &dir).unwrap().config;
-    let token = c.server.token.clone().unwrap();
+    let token = endpoint(&c).token.clone().unwrap();
     assert_eq!(token.expose(), "s3cr3t-t0ken");
     assert!(!format!("{c:?}").contains("s3cr3t"));
 }
@@ -171,16 +185,16 @@ fn home_assistant_takes_its_web_address_and_needs_a_token() {
         ("homeassistant.local:8123", "ws://homeassistant.local:8123/api/websocket"),
     ] {
         let c = parse(&ha(given, token)).unwrap().config;
-        assert_eq!(c.server.url, ws, "{given}");
-        assert_eq!(c.server.token.as_ref().map(Secret::expose), Some("abc.def"));
+        assert_eq!(endpoint(&c).url, ws, "{given}");
+        assert_eq!(endpoint(&c).token.as_ref().map(Secret::expose), Some("abc.def"));
     }
     let c =
         parse(&ha("http://ha:8123", &format!("{token}pipeline = \"01h\"\ndevice_id = \"d1\"\nserver_vad = true\n")))
             .unwrap()
             .config;
-    assert_eq!((c.server.pipeline.as_deref(), c.server.device_id.as_deref()), (Some("01h"), Some("d1")));
-    assert!(c.server.server_vad);
-    assert_eq!(c.server.conversation_timeout, Duration::from_secs(300));
+    assert_eq!((ha_settings(&c).pipeline.as_deref(), ha_settings(&c).device_id.as_deref()), (Some("01h"), Some("d1")));
+    assert!(ha_settings(&c).server_vad);
+    assert_eq!(ha_settings(&c).conversation_timeout, Duration::from_secs(300));
 
     let missing = error(&ha("http://ha:8123", "")).to_string();
     assert!(
@@ -203,7 +217,7 @@ fn a_config_for_another_machine_is_checked_without_its_files() {
     let keys: Vec<&str> = here.errors.iter().map(|e| e.key.as_str()).collect();
     assert_eq!(keys, ["server.token_file", "server.ca_file", "microphone.device"], "{here}");
     let elsewhere = Config::parse_with(text, "pi.toml", &repo(), Files::Elsewhere).unwrap();
-    assert_eq!(elsewhere.config.server.token_file.as_deref(), Some(Path::new("/nonexistent/ha-token")));
+    assert_eq!(endpoint(&elsewhere.config).token_file.as_deref(), Some(Path::new("/nonexistent/ha-token")));
     assert_eq!(elsewhere.config.microphone.device, "/nonexistent/speech.wav");
     // Everything else is still checked.
     let broken = text.replace("[microphone]", "[audio]\nframe_ms = 33\n[microphone]");

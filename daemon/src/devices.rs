@@ -4,8 +4,8 @@
 //! shutdown; a thread that dies reports its error to the main loop first.
 //!
 //! A device that fails in a way that may pass — unplugged, not there yet, busy — is retried
-//! with backoff (0.5 s doubling to 10 s); each failure is reported to the main loop, which
-//! logs it and shows the LED's error state. A failure that cannot pass (bad config, no
+//! with backoff (0.5 s doubling to 10 s, with jitter: [`crate::backoff::Backoff`]); each failure
+//! is reported to the main loop, which logs it and tells the session (the LED's error state). A failure that cannot pass (bad config, no
 //! permission, unsupported hardware) ends the daemon with the backend's one-line message.
 //!
 //! Troubleshooting: a device that fails to open is reported with the backend's message,
@@ -22,6 +22,7 @@ use pivox_hal::{ButtonEvent, LedState};
 use tokio::sync::mpsc;
 
 use crate::audio::{CapturedFrame, FrameBuf};
+use crate::backoff::Backoff;
 use crate::config::Config;
 
 /// What to open for the configured microphone.
@@ -80,9 +81,9 @@ impl DeviceThread {
         Ok(Self { name, handle })
     }
 
-    /// Waits for the thread to end, at most `limit`; a thread still running is left behind.
-    pub fn join(self, limit: Duration) {
-        let deadline = Instant::now() + limit;
+    /// Waits for the thread to end, until `deadline` at most; a thread still running then is
+    /// named in the log and left behind (it ends with the process).
+    pub fn join_by(self, deadline: Instant) {
         while !self.handle.is_finished() && Instant::now() < deadline {
             thread::sleep(Duration::from_millis(5));
         }
@@ -91,7 +92,7 @@ impl DeviceThread {
                 log::error!("the {} thread panicked", self.name);
             }
         } else {
-            log::warn!("the {} thread did not stop within {limit:?}; leaving it", self.name);
+            log::warn!("the {} thread did not stop in time; leaving it", self.name);
         }
     }
 }
@@ -112,7 +113,7 @@ pub fn open_retrying<S, D>(
             return None;
         }
     };
-    let mut delay = RETRY_FIRST;
+    let mut backoff = Backoff::new(RETRY_FIRST, RETRY_MAX);
     let mut failures = 0u32;
     while !stop.load(Ordering::Relaxed) {
         match open(spec) {
@@ -130,8 +131,7 @@ pub fn open_retrying<S, D>(
                     return None;
                 }
                 failures += 1;
-                sleep_unless_stopped(delay, stop);
-                delay = (delay * 2).min(RETRY_MAX);
+                sleep_unless_stopped(backoff.next_delay(), stop);
             }
         }
     }
@@ -249,14 +249,25 @@ pub fn spawn_button(
     })
 }
 
-/// How long the LED shows an error before it returns to idle.
-const ERROR_SHOWN_FOR: Duration = Duration::from_secs(2);
+/// What the LED thread is asked to show: a state, and what follows it after a while (the
+/// session's error light returning to the session's state).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LedShow {
+    pub state: LedState,
+    pub then: Option<(Duration, LedState)>,
+}
 
-/// The LED thread: shows the state it is sent; the error state is shown for a moment.
+impl LedShow {
+    pub fn steady(state: LedState) -> Self {
+        Self { state, then: None }
+    }
+}
+
+/// The LED thread: shows what it is sent, and what follows when the time comes.
 pub fn spawn_led(
     backend_name: &str,
     spec: LedSpec,
-    states: std::sync::mpsc::Receiver<LedState>,
+    shows: std::sync::mpsc::Receiver<LedShow>,
     faults: mpsc::UnboundedSender<Fault>,
     stop: Arc<AtomicBool>,
 ) -> std::io::Result<DeviceThread> {
@@ -265,25 +276,26 @@ pub fn spawn_led(
         let report = |fault: Fault| drop(faults.send(fault));
         let Some(mut led) = open_retrying(&open, &spec, &report, "led", &stop) else { return };
         let mut shown = LedState::Off;
+        let mut then = None;
         loop {
-            let next = if shown == LedState::Error {
-                match states.recv_timeout(ERROR_SHOWN_FOR) {
-                    Ok(state) => state,
-                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => LedState::Idle,
+            let next = match then {
+                Some((after, state)) => match shows.recv_timeout(after) {
+                    Ok(show) => show,
+                    Err(std::sync::mpsc::RecvTimeoutError::Timeout) => LedShow::steady(state),
                     Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => break,
-                }
-            } else {
-                match states.recv() {
-                    Ok(state) => state,
+                },
+                None => match shows.recv() {
+                    Ok(show) => show,
                     Err(_) => break,
-                }
+                },
             };
-            if next != shown {
-                if let Err(e) = led.set(next) {
+            then = next.then;
+            if next.state != shown {
+                if let Err(e) = led.set(next.state) {
                     // The LED is a nicety: after a failure pivox goes on without it.
                     return log::error!("led: {e}; going on without the LED");
                 }
-                shown = next;
+                shown = next.state;
             }
         }
         if shown != LedState::Off {

@@ -2,6 +2,7 @@
 //! button into a voice appliance. The binary (`main.rs`) is a thin CLI over this library.
 
 pub mod audio;
+pub mod backoff;
 pub mod config;
 pub mod daemon;
 pub mod demo;
@@ -13,8 +14,10 @@ pub mod logging;
 pub mod metrics;
 pub mod playback;
 pub mod repeats;
+pub mod secret;
 pub mod server;
 pub mod session;
+pub mod settings;
 pub mod supervisor;
 pub mod text;
 pub mod tools;

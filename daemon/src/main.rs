@@ -197,8 +197,8 @@ fn check_config(given: Option<&Path>, elsewhere: bool) -> Result<(), String> {
     println!(
         "{}: OK (server {} via {}; microphone {}, speaker {}, button {}, LED {})",
         path.display(),
-        pivox::text::shorten(&loaded.config.server.url, 2 * pivox::text::QUOTE_CHARS),
-        loaded.config.server.kind,
+        pivox::text::shorten(&loaded.config.server.describe(), 2 * pivox::text::QUOTE_CHARS),
+        loaded.config.server.kind(),
         loaded.config.microphone.backend,
         loaded.config.speaker.backend,
         loaded.config.button.backend,

@@ -20,7 +20,7 @@ use crate::audio::earcon::{Earcon, EarconBank};
 use crate::audio::jitter::{JitterBuffer, JitterConfig, JitterStats, Pop};
 use crate::audio::{CODEC_RATE, MAX_FRAME_SAMPLES};
 use crate::devices::Fault;
-use crate::session::TurnId;
+use crate::link::TurnId;
 
 #[derive(Debug)]
 pub enum PlaybackCommand {

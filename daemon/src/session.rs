@@ -19,6 +19,11 @@
 //! the "didn't catch that" earcon instead, with the LED back to idle. A press while the link is down gives the
 //! error earcon and records nothing: the user presses again once the link is back.
 //!
+//! The session alone decides what the LED shows: each state's light, the error light after a
+//! failed turn or a device fault (shown for [`ERROR_SHOWN`], then the light of the state the
+//! session is in — [`Session::after_error`]), and an error light that stays while the server
+//! refuses pivox's credentials, until the link is up again.
+//!
 //! No I/O and no clock: time arrives inside the events, and [`Session::next_deadline`] tells
 //! the caller when to deliver the next [`Event::Tick`].
 
@@ -27,9 +32,10 @@ use std::time::{Duration, Instant};
 use pivox_hal::LedState;
 
 use crate::audio::earcon::Earcon;
+pub use crate::link::{EndReason, TurnId};
 
-/// Identifies one turn on the link; the first turn is 1.
-pub type TurnId = u32;
+/// How long the LED shows an error before it returns to the session's state.
+pub const ERROR_SHOWN: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Limits {
@@ -59,6 +65,10 @@ pub enum Event {
     /// The server link is connected and ready for turns.
     LinkUp,
     LinkDown,
+    /// The link is down because the server refused pivox's credentials: the user has to act.
+    CredentialsRefused,
+    /// A device failed and is being retried.
+    DeviceFault,
     /// The server started replying to this turn, at this time.
     ReplyStarted(TurnId, Instant),
     /// Reply audio for this turn arrived (and was handed to playback) at this time.
@@ -73,15 +83,6 @@ pub enum Event {
     /// The last sample of the reply to this turn has been played.
     PlaybackFinished(TurnId),
     Tick(Instant),
-}
-
-/// Why a turn's audio stopped.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum EndReason {
-    Released,
-    MaxLength,
-    /// The server stopped listening before the button was released.
-    ServerEnded,
 }
 
 /// How a turn ended, for metrics and for `--turns`.
@@ -165,6 +166,8 @@ pub struct Session {
     link_up: bool,
     /// The link was up once and went down: its return earns the "reconnected" earcon.
     link_lost: bool,
+    /// The server refused pivox's credentials: the error light stays until the link is up.
+    refused: bool,
     last_turn: TurnId,
     /// Set while Playing: bounds the reply in time, and tells an empty reply from a played one.
     reply: Option<ReplyClock>,
@@ -172,7 +175,7 @@ pub struct Session {
 
 impl Session {
     pub fn new(limits: Limits) -> Self {
-        Self { limits, state: State::Idle, link_up: false, link_lost: false, last_turn: 0, reply: None }
+        Self { limits, state: State::Idle, link_up: false, link_lost: false, refused: false, last_turn: 0, reply: None }
     }
 
     pub fn state(&self) -> State {
@@ -186,6 +189,24 @@ impl Session {
     /// Whether the server link is up, so that a press can start a turn.
     pub fn link_up(&self) -> bool {
         self.link_up
+    }
+
+    /// What the LED shows after an error, and after how long; `None`: the error light stays
+    /// (the server refused pivox's credentials).
+    pub fn after_error(&self) -> Option<(Duration, LedState)> {
+        (!self.refused).then(|| (ERROR_SHOWN, self.state_led()))
+    }
+
+    /// The light of the state the session is in.
+    fn state_led(&self) -> LedState {
+        match self.state {
+            State::Idle if self.link_up => LedState::Idle,
+            State::Idle if self.refused => LedState::Error,
+            State::Idle => LedState::Disconnected,
+            State::Listening { .. } => LedState::Listening,
+            State::Waiting { .. } => LedState::Thinking,
+            State::Playing { .. } => LedState::Speaking,
+        }
     }
 
     /// The turn whose audio is being streamed right now, if any.
@@ -224,9 +245,21 @@ impl Session {
             let pushed = out.push(a);
             debug_assert!(pushed.is_ok(), "session produced more than 8 actions");
         };
-        match (self.state, event) {
-            (_, Event::LinkUp) => {
+        match event {
+            Event::LinkUp | Event::LinkDown | Event::CredentialsRefused | Event::DeviceFault => {
+                self.link_or_device(event, &mut act)
+            }
+            Event::Pressed(at) => self.pressed(at, &mut act),
+            _ => self.turn_event(event, &mut act),
+        }
+        out
+    }
+
+    fn link_or_device(&mut self, event: Event, act: &mut impl FnMut(Action)) {
+        match event {
+            Event::LinkUp => {
                 self.link_up = true;
+                self.refused = false;
                 if std::mem::take(&mut self.link_lost) {
                     act(Action::Earcon(Earcon::Reconnected));
                 }
@@ -234,46 +267,55 @@ impl Session {
                     act(Action::Led(LedState::Idle));
                 }
             }
-            (state, Event::LinkDown) => {
+            Event::LinkDown | Event::CredentialsRefused => {
                 self.link_up = false;
                 self.link_lost = true;
-                match state {
+                self.refused = event == Event::CredentialsRefused;
+                match self.state {
                     State::Listening { turn, .. }
                     | State::Waiting { turn, .. }
                     | State::Playing { turn, reply_ended: false } => {
-                        self.fail(turn, Outcome::LinkLost, &mut act);
+                        self.fail(turn, Outcome::LinkLost, act);
                     }
                     // The whole reply is here: let it play; the link is not needed for that.
                     State::Playing { reply_ended: true, .. } | State::Idle => {}
                 }
-                act(Action::Led(LedState::Disconnected));
+                act(Action::Led(if self.refused { LedState::Error } else { LedState::Disconnected }));
             }
-            (state, Event::Pressed(at)) => {
-                if !self.link_up {
-                    act(Action::Earcon(Earcon::Error));
-                    act(Action::Led(LedState::Disconnected));
-                    return out;
-                }
-                match state {
-                    State::Listening { .. } => return out, // a second press edge while held: noise
-                    State::Waiting { turn, .. } => {
-                        act(Action::CancelTurn(turn));
-                        act(Action::TurnDone(turn, Outcome::BargedIn));
-                    }
-                    State::Playing { turn, .. } => {
-                        act(Action::StopPlayback);
-                        act(Action::CancelTurn(turn));
-                        act(Action::TurnDone(turn, Outcome::BargedIn));
-                    }
-                    State::Idle => {}
-                }
-                self.last_turn = self.last_turn.wrapping_add(1).max(1);
-                let turn = self.last_turn;
-                self.state = State::Listening { turn, since: at };
-                act(Action::StartTurn(turn));
-                act(Action::Earcon(Earcon::Press));
-                act(Action::Led(LedState::Listening));
+            _ => act(Action::Led(LedState::Error)),
+        }
+    }
+
+    fn pressed(&mut self, at: Instant, act: &mut impl FnMut(Action)) {
+        if !self.link_up {
+            act(Action::Earcon(Earcon::Error));
+            act(Action::Led(self.state_led()));
+            return;
+        }
+        match self.state {
+            State::Listening { .. } => return, // a second press edge while held: noise
+            State::Waiting { turn, .. } => {
+                act(Action::CancelTurn(turn));
+                act(Action::TurnDone(turn, Outcome::BargedIn));
             }
+            State::Playing { turn, .. } => {
+                act(Action::StopPlayback);
+                act(Action::CancelTurn(turn));
+                act(Action::TurnDone(turn, Outcome::BargedIn));
+            }
+            State::Idle => {}
+        }
+        self.last_turn = self.last_turn.wrapping_add(1).max(1);
+        let turn = self.last_turn;
+        self.state = State::Listening { turn, since: at };
+        act(Action::StartTurn(turn));
+        act(Action::Earcon(Earcon::Press));
+        act(Action::Led(LedState::Listening));
+    }
+
+    /// Releases, ticks and what the server says about the current turn.
+    fn turn_event(&mut self, event: Event, act: &mut impl FnMut(Action)) {
+        match (self.state, event) {
             (State::Listening { turn, since }, Event::Released(at)) => {
                 if at.saturating_duration_since(since) < self.limits.min_press {
                     act(Action::CancelTurn(turn));
@@ -281,31 +323,31 @@ impl Session {
                     act(Action::Led(LedState::Idle));
                     self.state = State::Idle;
                 } else {
-                    self.end_turn(turn, EndReason::Released, at, &mut act);
+                    self.end_turn(turn, EndReason::Released, at, act);
                 }
             }
             (State::Listening { turn, since }, Event::Tick(now)) if now >= since + self.limits.max_turn => {
-                self.end_turn(turn, EndReason::MaxLength, now, &mut act);
+                self.end_turn(turn, EndReason::MaxLength, now, act);
             }
             (State::Waiting { turn, since }, Event::Tick(now)) if now >= since + self.limits.reply_timeout => {
                 act(Action::CancelTurn(turn));
-                self.fail(turn, Outcome::ReplyTimeout, &mut act);
+                self.fail(turn, Outcome::ReplyTimeout, act);
             }
             (State::Listening { turn, .. }, Event::InputClosed(t, at)) if t == turn => {
-                self.end_turn(turn, EndReason::ServerEnded, at, &mut act);
+                self.end_turn(turn, EndReason::ServerEnded, at, act);
             }
             // The server answers while the button is still held: it has heard enough.
             (State::Listening { turn, .. }, Event::ReplyStarted(t, at)) if t == turn => {
-                self.end_turn(turn, EndReason::ServerEnded, at, &mut act);
-                self.start_reply(turn, &mut act);
+                self.end_turn(turn, EndReason::ServerEnded, at, act);
+                self.start_reply(turn, act);
             }
-            (State::Waiting { turn, .. }, Event::ReplyStarted(t, _)) if t == turn => self.start_reply(turn, &mut act),
+            (State::Waiting { turn, .. }, Event::ReplyStarted(t, _)) if t == turn => self.start_reply(turn, act),
             (State::Listening { turn, .. }, Event::ReplyEnded(t)) if t == turn => {
                 act(Action::CancelTurn(turn));
-                self.finish(turn, Outcome::NoReply, &mut act);
+                self.finish(turn, Outcome::NoReply, act);
             }
             (State::Waiting { turn, .. }, Event::ReplyEnded(t)) if t == turn => {
-                self.finish(turn, Outcome::NoReply, &mut act);
+                self.finish(turn, Outcome::NoReply, act);
             }
             (State::Playing { turn, .. }, Event::ReplyAudio(t, at)) if t == turn => {
                 if let Some(reply) = self.reply.as_mut() {
@@ -318,16 +360,16 @@ impl Session {
             }
             (State::Playing { turn, .. }, Event::PlaybackFinished(t)) if t == turn => {
                 let heard = self.reply.is_some_and(|r| r.heard);
-                self.finish(turn, if heard { Outcome::Completed } else { Outcome::NoReply }, &mut act);
+                self.finish(turn, if heard { Outcome::Completed } else { Outcome::NoReply }, act);
             }
             (State::Playing { turn, reply_ended }, Event::Tick(now)) => {
-                let Some(reply) = self.reply else { return out };
+                let Some(reply) = self.reply else { return };
                 if now >= reply.ended_at + self.limits.max_reply {
                     act(Action::CancelTurn(turn));
-                    self.fail(turn, Outcome::ReplyTooLong, &mut act);
+                    self.fail(turn, Outcome::ReplyTooLong, act);
                 } else if !reply_ended && now >= reply.last_audio + self.limits.reply_timeout {
                     act(Action::CancelTurn(turn));
-                    self.fail(turn, Outcome::ReplyStalled, &mut act);
+                    self.fail(turn, Outcome::ReplyStalled, act);
                 }
             }
             (State::Listening { turn, .. } | State::Waiting { turn, .. }, Event::NotUnderstood(t)) if t == turn => {
@@ -344,7 +386,7 @@ impl Session {
                     State::Idle => None,
                 };
                 match current {
-                    Some(turn) if t.is_none() || t == Some(turn) => self.fail(turn, Outcome::ServerError, &mut act),
+                    Some(turn) if t.is_none() || t == Some(turn) => self.fail(turn, Outcome::ServerError, act),
                     _ => act(Action::Earcon(Earcon::Error)),
                 }
             }
@@ -352,7 +394,6 @@ impl Session {
             // ticks before a deadline, and events for turns that are no longer current.
             _ => {}
         }
-        out
     }
 
     fn end_turn(&mut self, turn: TurnId, reason: EndReason, at: Instant, act: &mut impl FnMut(Action)) {
@@ -376,7 +417,7 @@ impl Session {
         self.state = State::Idle;
         self.reply = None;
         act(Action::TurnDone(turn, outcome));
-        act(Action::Led(if self.link_up { LedState::Idle } else { LedState::Disconnected }));
+        act(Action::Led(self.state_led()));
     }
 
     fn fail(&mut self, turn: TurnId, outcome: Outcome, act: &mut impl FnMut(Action)) {

@@ -1,5 +1,5 @@
-//! The uplink: encodes a turn's frames and hands them to the server link as binary frames
-//! (header + packet), keeping the sequence number and sample timestamp.
+//! The uplink: encodes a turn's frames and hands them to the server link as [`AudioChunk`]s
+//! (one codec packet each, with its sequence number and sample timestamp; the link frames it).
 //!
 //! Frames are carved out of one byte arena: each is split off as a `Bytes` and, once the
 //! link has written and dropped it, its room is reused. The encoder writes into a buffer
@@ -10,9 +10,7 @@ use bytes::{BufMut, BytesMut};
 use tokio::sync::mpsc;
 
 use crate::audio::codec::{self, Codec, Encoder, OpusSettings};
-use crate::link::Command;
-use crate::link::protocol::{AudioHeader, HEADER_LEN};
-use crate::session::{EndReason, TurnId};
+use crate::link::{AudioChunk, Command, EndReason, TurnId};
 
 /// About 250 Opus frames, or 10 PCM frames of 100 ms.
 const ARENA: usize = 32 * 1024;
@@ -79,12 +77,10 @@ impl Uplink {
                 return None;
             }
         };
-        let header = AudioHeader { turn_tag: AudioHeader::tag(turn), seq: self.seq, timestamp }.to_bytes();
-        self.arena.reserve(HEADER_LEN + len);
-        self.arena.put_slice(&header);
+        self.arena.reserve(len);
         self.arena.put_slice(&self.packet[..len]);
-        let frame = self.arena.split().freeze();
-        if !self.command(Command::Audio { turn, frame }) {
+        let payload = self.arena.split().freeze();
+        if !self.command(Command::Audio(AudioChunk { turn, seq: self.seq, timestamp, payload })) {
             return None;
         }
         self.seq = self.seq.wrapping_add(1);

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use pivox::audio::codec::Codec;
 use pivox::daemon::{self, Probes, RunOptions};
-use pivox::link::{self, Event, LinkParams};
+use pivox::link::{Event, LinkParams};
 use pivox::server::{self, ServerOptions};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tokio::net::{TcpListener, TcpStream};
@@ -81,15 +81,16 @@ async fn tls_front(
     (addr, refused)
 }
 
-fn params(url: String, ca_file: &Path) -> LinkParams {
+fn params(url: String, ca_file: &Path) -> (pivox::config::Config, LinkParams) {
     let text = config_text(&url, "", "").replace("[server]\n", &format!("[server]\nca_file = {:?}\n", ca_file));
     let config = pivox::config::Config::parse(&text, "test.toml", Path::new(".")).unwrap().config;
-    LinkParams { server: config.server, codecs: vec![Codec::Opus], frame_ms: 20, session: config.session }
+    let params = LinkParams { codecs: vec![Codec::Opus], frame_ms: 20, session: config.session };
+    (config, params)
 }
 
 /// The link's first event, which is `Up` or `Down` after one connection attempt.
-async fn first_event(params: LinkParams) -> Event {
-    let mut handle = link::find("pivox").unwrap()(params).unwrap();
+async fn first_event((config, params): (pivox::config::Config, LinkParams)) -> Event {
+    let mut handle = config.server.spawn(params).unwrap();
     let event = tokio::time::timeout(Duration::from_secs(10), handle.events.recv()).await.unwrap().unwrap();
     handle.task.abort();
     event
@@ -113,7 +114,8 @@ async fn wss_trusts_the_configured_ca_and_refuses_any_other_certificate() {
     let (cert, key) = theirs.server_cert(&["127.0.0.1"]);
     let (stranger, refused) = tls_front(cert, key, server.addr).await;
     match first_event(params(format!("wss://{stranger}/"), &ours.pem_path)).await {
-        Event::Down { reason, .. } => {
+        Event::Down(down) => {
+            let reason = down.to_string();
             assert!(reason.contains("UnknownIssuer") && reason.contains("server.ca_file"), "{reason}")
         }
         other => panic!("expected a refusal, got {other:?}"),
@@ -129,7 +131,7 @@ async fn wss_trusts_the_configured_ca_and_refuses_any_other_certificate() {
     let (cert, key) = ours.server_cert(&["voice.example.invalid"]);
     let (misnamed, _) = tls_front(cert, key, server.addr).await;
     match first_event(params(format!("wss://{misnamed}/"), &ours.pem_path)).await {
-        Event::Down { reason, .. } => assert!(reason.contains("not valid for name \"127.0.0.1\""), "{reason}"),
+        Event::Down(down) => assert!(down.to_string().contains("not valid for name \"127.0.0.1\""), "{down}"),
         other => panic!("expected a refusal, got {other:?}"),
     }
     assert!(server.utterances().is_empty());

@@ -15,6 +15,7 @@ use toml::de::{DeTable, DeValue};
 
 use super::raw::RawFile;
 use super::{Config, ConfigError, ConfigErrors, Files, Loaded};
+use crate::settings::Checker;
 use crate::text::shorten;
 
 /// The most problems or unknown keys reported one by one; the rest are counted.
@@ -110,6 +111,7 @@ impl<'a> Document<'a> {
     }
 
     /// Reads each section on its own: a type error in one leaves the others to be checked.
+    /// `[server]` is kept as a table for the backend `kind` names to read.
     pub(super) fn raw_file(&self, root: DeTable<'_>) -> RawFile {
         let mut raw = RawFile::default();
         for (key, value) in root {
@@ -161,6 +163,28 @@ impl<'a> Document<'a> {
         }
         let problems = self.problems.take();
         if problems.is_empty() { Ok(Loaded { config, warnings }) } else { Err(ConfigErrors::new(problems, warnings)) }
+    }
+}
+
+impl Checker for Document<'_> {
+    fn report(&self, key: &str, message: String) {
+        Document::report(self, key, message);
+    }
+
+    fn unknown(&self, key: String) {
+        self.unknown.borrow_mut().push(key);
+    }
+
+    fn unreadable(&self, section: &str) {
+        self.unreadable.borrow_mut().push(section.to_string());
+    }
+
+    fn path(&self, value: &str) -> PathBuf {
+        Document::path(self, value)
+    }
+
+    fn files_are_here(&self) -> bool {
+        Document::files_are_here(self)
     }
 }
 

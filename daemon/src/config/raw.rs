@@ -9,7 +9,8 @@ use serde::Deserialize;
 #[derive(Default)]
 pub(super) struct RawFile {
     pub(super) preset: String,
-    pub(super) server: RawServer,
+    /// Read by the backend `kind` names (`link::BACKENDS`).
+    pub(super) server: toml::Table,
     pub(super) audio: RawAudio,
     pub(super) opus: RawOpus,
     pub(super) playback: RawPlayback,
@@ -20,42 +21,12 @@ pub(super) struct RawFile {
     pub(super) led: RawLed,
 }
 
-#[derive(Deserialize)]
+/// `[server] kind`: which backend reads the rest of the section.
+#[derive(Deserialize, Default)]
 #[serde(default)]
-pub(super) struct RawServer {
+pub(super) struct RawKind {
+    #[allow(dead_code)]
     pub(super) kind: String,
-    pub(super) url: String,
-    pub(super) token: String,
-    pub(super) token_file: String,
-    pub(super) ca_file: String,
-    pub(super) ping_interval_ms: u64,
-    pub(super) ping_timeout_ms: u64,
-    pub(super) reconnect_min_ms: u64,
-    pub(super) reconnect_max_ms: u64,
-    pub(super) pipeline: String,
-    pub(super) device_id: String,
-    pub(super) server_vad: bool,
-    pub(super) conversation_timeout_s: f64,
-}
-
-impl Default for RawServer {
-    fn default() -> Self {
-        Self {
-            kind: "pivox".into(),
-            url: String::new(),
-            token: String::new(),
-            token_file: String::new(),
-            ca_file: String::new(),
-            ping_interval_ms: 2_000,
-            ping_timeout_ms: 5_000,
-            reconnect_min_ms: 500,
-            reconnect_max_ms: 30_000,
-            pipeline: String::new(),
-            device_id: String::new(),
-            server_vad: false,
-            conversation_timeout_s: 300.0,
-        }
-    }
 }
 
 #[derive(Deserialize)]

@@ -8,18 +8,16 @@ use std::time::Duration;
 
 use pivox_hal::backend::Pull;
 use pivox_hal::sim::WavMicrophone;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
+use std::sync::Arc;
 
 use super::document::Document;
-use super::raw::{RawAudio, RawButton, RawDevice, RawFile, RawLed, RawOpus, RawPlayback, RawServer, RawSession};
-use super::{
-    AudioConfig, ButtonConfig, Config, DeviceConfig, LedConfig, PRESETS, PlaybackConfig, Secret, ServerConfig,
-    homeassistant_url, is_token, read_token_file,
-};
+use super::raw::{RawAudio, RawButton, RawDevice, RawFile, RawKind, RawLed, RawOpus, RawPlayback, RawSession};
+use super::{AudioConfig, ButtonConfig, Config, DeviceConfig, LedConfig, PRESETS, PlaybackConfig};
 use crate::audio::codec::{Codec, OpusSettings};
 use crate::files;
+use crate::link::{BACKENDS, ServerSpec};
 use crate::session::Limits;
+use crate::settings::Section;
 use crate::text::{QUOTE_CHARS, quote, shorten};
 
 /// A value from the file, quoted for a message.
@@ -81,114 +79,19 @@ impl Document<'_> {
         }
     }
 
-    fn server(&self, s: RawServer) -> ServerConfig {
-        let url = self.server_url(&s);
-        let (token, token_file) = self.token(&s);
-        let written = !s.token.is_empty() || !s.token_file.is_empty();
-        self.check(s.kind != "homeassistant" || written, "server.token_file", || {
-            "missing: Home Assistant needs a long-lived access token (docs/homeassistant.md)".into()
+    /// The backend `server.kind` names reads the rest of the section itself.
+    fn server(&self, table: toml::Table) -> Arc<dyn ServerSpec> {
+        let mut section = Section::new("server", table);
+        let kind = section.str("kind").unwrap_or(BACKENDS[0].kind).to_string();
+        let row = BACKENDS.iter().find(|row| row.kind == kind).unwrap_or_else(|| {
+            let known: Vec<&str> = BACKENDS.iter().map(|row| row.kind).collect();
+            self.report("server.kind", format!("unknown server kind {} (known: {})", q(&kind), known.join(", ")));
+            &BACKENDS[0]
         });
-        let conversation_timeout = self.seconds(
-            "server.conversation_timeout_s",
-            s.conversation_timeout_s,
-            0.0..=86_400.0,
-            "0 (never continue) to 86400 seconds",
-        );
-        let ca_file = self.ca_file(&s.ca_file);
-        self.heartbeat(&s);
-        let optional = |value: String| (!value.is_empty()).then_some(value);
-        ServerConfig {
-            kind: s.kind,
-            url,
-            token,
-            token_file,
-            ca_file,
-            ping_interval: Duration::from_millis(s.ping_interval_ms),
-            ping_timeout: Duration::from_millis(s.ping_timeout_ms),
-            reconnect_min: Duration::from_millis(s.reconnect_min_ms),
-            reconnect_max: Duration::from_millis(s.reconnect_max_ms),
-            pipeline: optional(s.pipeline),
-            device_id: optional(s.device_id),
-            server_vad: s.server_vad,
-            conversation_timeout,
-        }
-    }
-
-    fn server_url(&self, s: &RawServer) -> String {
-        self.check(crate::link::find(&s.kind).is_some(), "server.kind", || {
-            format!("unknown server kind {} (known: {})", q(&s.kind), crate::link::names().join(", "))
-        });
-        if !self.check(!s.url.is_empty(), "server.url", || {
-            "missing: the voice server's address, e.g. ws://192.168.1.10:8765/".into()
-        }) {
-            return String::new();
-        }
-        let homeassistant = s.kind == "homeassistant";
-        let url = if homeassistant { homeassistant_url(&s.url) } else { s.url.clone() };
-        let uri: Result<tokio_tungstenite::tungstenite::http::Uri, _> = url.parse();
-        let scheme_ok = uri.as_ref().is_ok_and(|u| matches!(u.scheme_str(), Some("ws" | "wss")) && u.host().is_some());
-        self.check(scheme_ok, "server.url", || {
-            if homeassistant {
-                format!("{} is not Home Assistant's address, e.g. http://homeassistant.local:8123", q(&s.url))
-            } else {
-                format!("{} is not a ws:// or wss:// address with a host", q(&s.url))
-            }
-        });
-        url
-    }
-
-    /// The token (never quoted in a message) and the file it came from.
-    fn token(&self, s: &RawServer) -> (Option<Secret>, Option<std::path::PathBuf>) {
-        self.check(s.token.is_empty() || s.token_file.is_empty(), "server.token", || {
-            "set token or token_file, not both".into()
-        });
-        let token_file = (!s.token_file.is_empty()).then(|| self.path(&s.token_file));
-        let token = match &token_file {
-            Some(_) if !self.files_are_here() => None,
-            Some(path) => read_token_file(path).map_err(|e| self.report("server.token_file", e)).ok(),
-            None if s.token.is_empty() => None,
-            None => self
-                .check(is_token(&s.token), "server.token", || {
-                    "holds characters a token cannot have (spaces, control or non-ASCII)".into()
-                })
-                .then(|| Secret(s.token.clone())),
-        };
-        (token, token_file)
-    }
-
-    /// `server.ca_file`, read as the TLS set-up will read it: bounded, PEM, a certificate at least.
-    fn ca_file(&self, value: &str) -> Option<std::path::PathBuf> {
-        let ca = (!value.is_empty()).then(|| self.path(value))?;
-        if self.files_are_here() {
-            let certs = files::read_bounded(&ca, files::CA_FILE_MAX).and_then(|pem| {
-                let certs: Result<Vec<CertificateDer<'static>>, _> = CertificateDer::pem_slice_iter(&pem).collect();
-                certs.map_err(|e| format!("not a PEM certificate file: {e}"))
-            });
-            match certs {
-                Err(e) => self.report("server.ca_file", format!("{}: {e}", shown(&ca))),
-                Ok(certs) => {
-                    self.check(!certs.is_empty(), "server.ca_file", || format!("{}: holds no certificate", shown(&ca)));
-                }
-            }
-        }
-        Some(ca)
-    }
-
-    fn heartbeat(&self, s: &RawServer) {
-        self.check((100..=60_000).contains(&s.ping_interval_ms), "server.ping_interval_ms", || {
-            "100 to 60000 ms".into()
-        });
-        self.check(s.ping_timeout_ms > s.ping_interval_ms, "server.ping_timeout_ms", || {
-            format!("must be longer than ping_interval_ms ({})", s.ping_interval_ms)
-        });
-        self.check(s.ping_timeout_ms <= 600_000, "server.ping_timeout_ms", || "at most 600000 ms".into());
-        self.check((10..=60_000).contains(&s.reconnect_min_ms), "server.reconnect_min_ms", || "10 to 60000 ms".into());
-        self.check(s.reconnect_max_ms >= s.reconnect_min_ms, "server.reconnect_max_ms", || {
-            format!("must be at least reconnect_min_ms ({})", s.reconnect_min_ms)
-        });
-        self.check(s.reconnect_max_ms <= 3_600_000, "server.reconnect_max_ms", || {
-            "at most 3600000 ms (an hour)".into()
-        });
+        let _: RawKind = section.part(self);
+        let spec = (row.settings)(&mut section, self);
+        section.finish(self);
+        spec
     }
 
     fn audio(&self, a: RawAudio) -> AudioConfig {

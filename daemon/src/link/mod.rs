@@ -1,15 +1,17 @@
 //! Server links: how pivox reaches a voice server. Each backend is a task spawned behind
 //! the same handle — commands in (turn start, audio, turn end), events out (link up/down,
-//! reply audio, transcripts) — and reconnects on its own through a [`backoff::Backoff`].
+//! reply audio, transcripts) — and reconnects on its own (`lifecycle.rs`, with [`crate::backoff::Retry`]).
 //!
 //! Backends, by `[server] kind`:
 //! - `pivox`: pivox protocol v1 over WebSocket (`docs/protocol.md`).
 //! - `homeassistant`: Home Assistant Assist over HA's WebSocket API (`docs/homeassistant.md`).
 
-pub mod backoff;
+pub mod endpoint;
 pub mod homeassistant;
+pub mod lifecycle;
 pub mod pivox;
 pub mod protocol;
+pub mod reply;
 pub mod socket;
 pub mod tls;
 
@@ -17,13 +19,42 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
+use std::time::Duration;
+
 use bytes::Bytes;
+use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use crate::audio::codec::Codec;
-use crate::config::ServerConfig;
-use crate::session::{EndReason, TurnId};
-use protocol::AudioHeader;
+use crate::settings::{Checker, Section};
+use lifecycle::Events;
+
+/// Identifies one turn on the link; the first turn is 1.
+pub type TurnId = u32;
+
+/// Why a turn's audio stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EndReason {
+    Released,
+    MaxLength,
+    /// The server stopped listening before the button was released.
+    ServerEnded,
+}
+
+/// One codec packet of a turn's audio or of a reply, with its place in the stream. No wire
+/// framing: a backend that frames (the pivox protocol's 7-byte header, HA's handler byte)
+/// adds it when it writes and removes it when it reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AudioChunk {
+    pub turn: TurnId,
+    /// Packet counter within the turn (or reply), from 0, wrapping at 65536.
+    pub seq: u16,
+    /// Position of the packet's first sample, in samples at the codec rate, from 0.
+    pub timestamp: u32,
+    /// One encoded packet (Opus), or 16-bit little-endian samples (PCM).
+    pub payload: Bytes,
+}
 
 /// What the session asks of the link, in the order it must reach the server.
 #[derive(Debug)]
@@ -32,11 +63,7 @@ pub enum Command {
         turn: TurnId,
         preroll_ms: u32,
     },
-    /// One binary audio frame, header included.
-    Audio {
-        turn: TurnId,
-        frame: Bytes,
-    },
+    Audio(AudioChunk),
     EndTurn {
         turn: TurnId,
         reason: EndReason,
@@ -49,18 +76,41 @@ pub enum Command {
     ConnectNow,
 }
 
+/// Why the link is down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Down {
+    /// The server cannot be reached, or the connection failed: the link keeps trying.
+    Unreachable(String),
+    /// The server refused pivox's credentials: trying again cannot help until the user acts.
+    Refused(String),
+}
+
+impl std::fmt::Display for Down {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Down::Unreachable(reason) => f.write_str(reason),
+            Down::Refused(reason) => write!(f, "credentials refused: {reason}"),
+        }
+    }
+}
+
+/// Why the server failed a turn (or, with no turn, the connection's work).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TurnFailure {
+    /// The server recognised no words: nothing is broken, the user may ask again.
+    NotUnderstood(String),
+    /// Anything else: the server's own code, and what it means for the user on one line.
+    Server { code: String, message: String },
+}
+
 /// What the link reports.
-#[derive(Debug)]
+#[derive(Debug, PartialEq)]
 pub enum Event {
     Up {
         codec: Codec,
         server: String,
     },
-    Down {
-        reason: String,
-        /// The server refused pivox's credentials: the user has to act (LED error state).
-        refused: bool,
-    },
+    Down(Down),
     /// The server has said where the reply is (Home Assistant: `tts-end`); its audio follows.
     ReplyAnnounced {
         turn: TurnId,
@@ -70,8 +120,7 @@ pub enum Event {
         turn: TurnId,
     },
     ReplyAudio {
-        header: AudioHeader,
-        payload: Bytes,
+        chunk: AudioChunk,
         at: Instant,
     },
     ReplyEnd {
@@ -85,10 +134,9 @@ pub enum Event {
         turn: TurnId,
         text: String,
     },
-    ServerError {
+    TurnFailed {
         turn: Option<TurnId>,
-        code: String,
-        message: String,
+        failure: TurnFailure,
     },
     /// The turn's first audio frame has been written to the socket.
     FirstAudioSent {
@@ -123,15 +171,42 @@ impl Counters {
     }
 }
 
-/// What a link backend needs to know.
+/// What every link backend is told by the daemon, besides its own settings.
 #[derive(Debug, Clone)]
 pub struct LinkParams {
-    pub server: ServerConfig,
     pub codecs: Vec<Codec>,
     pub frame_ms: u32,
     /// The session's limits (Home Assistant is told how long a run may take).
     pub session: crate::session::Limits,
 }
+
+/// A backend's checked settings: what `pivox run` builds its link from.
+pub trait ServerSpec: std::fmt::Debug + Send + Sync {
+    /// The `[server] kind` this came from.
+    fn kind(&self) -> &'static str;
+    /// Where the server is, for log lines and `pivox check-config`.
+    fn describe(&self) -> String;
+    /// Starts the link.
+    fn spawn(&self, params: LinkParams) -> Result<LinkHandle, String>;
+    /// The shared connection settings, for a backend that dials a server.
+    fn endpoint(&self) -> Option<&endpoint::Endpoint>;
+    /// The settings themselves, for tests and tools that know the backend.
+    fn as_any(&self) -> &dyn std::any::Any;
+}
+
+/// One row per backend: its `[server] kind` and how it reads its settings.
+pub struct BackendRow {
+    pub kind: &'static str,
+    /// Reads and checks the backend's `[server]` keys, reporting every problem on the checker.
+    pub settings: fn(&mut Section, &dyn Checker) -> Arc<dyn ServerSpec>,
+}
+
+/// Link backends by `[server] kind`, the default first. Adding a backend: its folder, one row
+/// here (docs/architecture.md lists the rest).
+pub const BACKENDS: &[BackendRow] = &[
+    BackendRow { kind: "pivox", settings: pivox::settings },
+    BackendRow { kind: "homeassistant", settings: homeassistant::settings },
+];
 
 /// The caller's end of a running link task.
 pub struct LinkHandle {
@@ -150,32 +225,22 @@ pub async fn join(mut task: tokio::task::JoinHandle<()>, limit: std::time::Durat
     }
 }
 
-/// Waits for `pause` while dropping the session's commands (no turn can happen while the
-/// link is down); [`Command::ConnectNow`] cuts the pause short. False: the session closed
-/// the link.
-pub async fn drain_until(pause: tokio::time::Sleep, commands: &mut mpsc::Receiver<Command>) -> bool {
-    tokio::pin!(pause);
-    loop {
-        tokio::select! {
-            _ = &mut pause => return true,
-            command = commands.recv() => match command {
-                None => return false,
-                Some(Command::ConnectNow) => return true,
-                Some(_) => {}
-            },
-        }
-    }
-}
+/// A WebSocket connection, plain or TLS, as both WebSocket backends hold it.
+pub type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
 
-pub type Spawner = fn(LinkParams) -> Result<LinkHandle, String>;
+/// How long a dialling backend waits for the TCP connection, and for each step of its greeting.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// Link backends by `[server] kind`, the default first.
-pub const LINKS: &[(&str, Spawner)] = &[("pivox", pivox::spawn), ("homeassistant", homeassistant::spawn)];
-
-pub fn find(kind: &str) -> Option<Spawner> {
-    LINKS.iter().find(|(name, _)| *name == kind).map(|(_, spawn)| *spawn)
-}
-
-pub fn names() -> Vec<&'static str> {
-    LINKS.iter().map(|(name, _)| *name).collect()
+/// Starts a backend on the shared [`lifecycle`]: its channels, byte counters and task.
+pub fn start<B: lifecycle::Backend>(
+    retry: crate::backoff::Retry,
+    make: impl FnOnce(Events, Arc<Counters>) -> Result<B, String>,
+) -> Result<LinkHandle, String> {
+    let (commands, command_rx) = mpsc::channel(256);
+    let (event_tx, events) = mpsc::channel(1024);
+    let counters = Arc::new(Counters::default());
+    let link_events = Events::new(event_tx);
+    let backend = make(link_events.clone(), counters.clone())?;
+    let task = tokio::spawn(lifecycle::run(backend, command_rx, link_events, retry));
+    Ok(LinkHandle { commands, events, counters, task })
 }

@@ -1,51 +1,89 @@
-//! The pivox protocol v1 client: one WebSocket connection kept open between turns, a
-//! heartbeat that notices a dead server within `ping_timeout`, and reconnection with
-//! backoff. Runs as a task; the session talks to it through a [`LinkHandle`].
+//! The pivox protocol v1 client: one WebSocket connection kept open between turns, and a
+//! heartbeat that notices a dead server within `ping_timeout`. The reconnecting is the shared
+//! [`lifecycle`](super::lifecycle); this is how to connect and how to serve a connection.
+//! Audio is framed here: each [`AudioChunk`] gets the protocol's 7-byte header on the way
+//! out, and reply frames lose it on the way in.
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
+use bytes::{BufMut, BytesMut};
 use futures_util::stream::{SplitSink, SplitStream};
 use futures_util::{SinkExt, StreamExt};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::timeout;
+use tokio_tungstenite::Connector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::HeaderValue;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{self, Message as WsMessage};
-use tokio_tungstenite::{Connector, MaybeTlsStream, WebSocketStream};
 
-use super::backoff::Retry;
-use super::protocol::{self, AudioHeader, Message, ws_frame_len};
-use super::{Command, Counters, Event, LinkHandle, LinkParams};
+use super::endpoint::{Endpoint, WEBSOCKET_URL};
+use super::lifecycle::{self, Connected, Ended, Events, Failure};
+use super::protocol::{self, AudioHeader, HEADER_LEN, Message, ws_frame_len};
+use super::{
+    AudioChunk, CONNECT_TIMEOUT, Command, Counters, Event, LinkHandle, LinkParams, ServerSpec, Socket, TurnFailure,
+    TurnId,
+};
 use crate::audio::CODEC_RATE;
 use crate::audio::codec::Codec;
+use crate::backoff::Retry;
 use crate::repeats::{Repeats, more};
-use crate::session::TurnId;
+use crate::settings::{Checker, Section};
 use crate::text::shorten;
 
-type Socket = WebSocketStream<MaybeTlsStream<TcpStream>>;
+/// `kind = "pivox"`: the shared connection keys, nothing of its own.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub server: Endpoint,
+}
 
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Reads the `[server]` section for the pivox protocol (the [`super::BACKENDS`] row).
+pub fn settings(section: &mut Section, checker: &dyn Checker) -> Arc<dyn ServerSpec> {
+    Arc::new(Settings { server: Endpoint::read(section, checker, &WEBSOCKET_URL) })
+}
 
-pub fn spawn(params: LinkParams) -> Result<LinkHandle, String> {
-    let connector = super::tls::connector(&params.server)?;
-    let (commands, command_rx) = mpsc::channel(256);
-    let (event_tx, events) = mpsc::channel(1024);
-    let counters = Arc::new(Counters::default());
-    let link = Link { params, connector, events: event_tx, counters: counters.clone() };
-    let task = tokio::spawn(link.run(command_rx));
-    Ok(LinkHandle { commands, events, counters, task })
+impl ServerSpec for Settings {
+    fn kind(&self) -> &'static str {
+        "pivox"
+    }
+
+    fn describe(&self) -> String {
+        self.server.url.clone()
+    }
+
+    fn spawn(&self, params: LinkParams) -> Result<LinkHandle, String> {
+        let connector = super::tls::connector(&self.server)?;
+        let server = self.server.clone();
+        let retry = Retry::new(server.reconnect_min, server.reconnect_max);
+        super::start(retry, |events, counters| {
+            let arena = BytesMut::with_capacity(16 * 1024);
+            Ok(Link { server, params, connector, events, counters, arena, last_turn: None })
+        })
+    }
+
+    fn endpoint(&self) -> Option<&Endpoint> {
+        Some(&self.server)
+    }
+
+    fn as_any(&self) -> &dyn std::any::Any {
+        self
+    }
 }
 
 struct Link {
+    server: Endpoint,
     params: LinkParams,
     connector: Option<Connector>,
-    events: mpsc::Sender<Event>,
+    events: Events,
     counters: Arc<Counters>,
+    /// Outgoing audio frames (header + packet) are carved from here, not allocated one by one.
+    arena: BytesMut,
+    /// The last turn started: reply frames carry only its low 8 bits.
+    last_turn: Option<TurnId>,
 }
 
 /// What to report once a message is written.
@@ -58,81 +96,53 @@ struct TurnAudio {
     frames: u32,
 }
 
-/// A failed connection attempt.
-struct Failed {
-    reason: String,
-    /// The server's port accepted the TCP connection: the attempt cost the server real work.
-    reached: bool,
-}
+impl lifecycle::Backend for Link {
+    type Connection = (Socket, Codec, String);
 
-/// Why a connection ended.
-enum Ended {
-    /// The session closed the link: stop for good.
-    Closed,
-    Lost(String),
+    fn describe(&self) -> String {
+        self.server.url.clone()
+    }
+
+    async fn connect(&mut self) -> Result<Connected<Self::Connection>, Failure> {
+        let (socket, codec, server) = self.dial().await?;
+        Ok(Connected { connection: (socket, codec, server.clone()), codec, server })
+    }
+
+    async fn serve(&mut self, (socket, ..): Self::Connection, commands: &mut mpsc::Receiver<Command>) -> Ended {
+        let (mut sink, mut stream) = socket.split();
+        // Broken frames from the server: the first is logged, the rest counted.
+        let mut bad_frames = Repeats::default();
+        let ended = self.serve_loop(&mut sink, &mut stream, commands, &mut bad_frames).await;
+        let n = bad_frames.finish();
+        if n > 0 {
+            log::warn!("the server sent {n} more bad frames after the first warning on this connection");
+        }
+        ended
+    }
+
+    async fn refused(&mut self, reason: &str, commands: &mut mpsc::Receiver<Command>) -> bool {
+        // A token the server refused stays refused: back off as after any failed attempt.
+        log::warn!("cannot connect to {}: {reason}; retrying", self.server.url);
+        let pause = self.server.reconnect_max;
+        lifecycle::drain_until(tokio::time::sleep(pause), commands).await
+    }
+
+    fn close(&mut self, _deadline: Instant) {}
 }
 
 impl Link {
-    async fn run(self, mut commands: mpsc::Receiver<Command>) {
-        let server = &self.params.server;
-        let mut retry = Retry::new(server.reconnect_min, server.reconnect_max);
-        let mut failures = 0u32;
-        loop {
-            let mut reached = true;
-            match self.connect().await {
-                Ok((socket, codec, name)) => {
-                    log::debug!("connected to {} ({name}), codec {codec}", server.url);
-                    failures = 0;
-                    retry.reset();
-                    self.emit(Event::Up { codec, server: name }).await;
-                    match self.serve(socket, &mut commands).await {
-                        Ended::Closed => return,
-                        Ended::Lost(reason) => {
-                            log::warn!("lost the connection to {}: {reason}", server.url);
-                            self.emit(Event::Down { reason, refused: false }).await;
-                        }
-                    }
-                }
-                Err(Failed { reason, reached: got_there }) => {
-                    reached = got_there;
-                    failures += 1;
-                    // Say it once; repeats of the same failure go to debug so the journal stays readable.
-                    if failures == 1 {
-                        log::warn!("cannot connect to {}: {reason}; retrying with backoff", server.url);
-                        self.emit(Event::Down { reason, refused: false }).await;
-                    } else {
-                        log::debug!("attempt {failures} to connect to {} failed: {reason}", server.url);
-                    }
-                }
-            }
-            if !super::drain_until(tokio::time::sleep(retry.next_delay(reached)), &mut commands).await {
-                return;
-            }
-        }
-    }
-
-    async fn emit(&self, event: Event) {
-        // The receiver only goes away at shutdown, when nothing needs the event any more.
-        let _ = self.events.send(event).await;
-    }
-
     /// Connects and greets; a failure says whether the server's port was reached at all.
-    async fn connect(&self) -> Result<(Socket, Codec, String), Failed> {
-        let stream = super::socket::connect(&self.uri()?, CONNECT_TIMEOUT)
-            .await
-            .map_err(|reason| Failed { reason, reached: false })?;
-        self.handshake(stream).await.map_err(|reason| Failed { reason, reached: true })
-    }
-
-    fn uri(&self) -> Result<tokio_tungstenite::tungstenite::http::Uri, Failed> {
-        let url = self.params.server.url.as_str();
-        url.parse().map_err(|e| Failed { reason: format!("server.url `{url}`: {e}"), reached: false })
+    async fn dial(&self) -> Result<(Socket, Codec, String), Failure> {
+        let url = self.server.url.as_str();
+        let uri = url.parse().map_err(|e| Failure::Unreached(format!("server.url `{url}`: {e}")))?;
+        let stream = super::socket::connect(&uri, CONNECT_TIMEOUT).await.map_err(Failure::Unreached)?;
+        self.handshake(stream).await.map_err(Failure::Failed)
     }
 
     async fn handshake(&self, stream: TcpStream) -> Result<(Socket, Codec, String), String> {
         let p = &self.params;
-        let mut request = p.server.url.as_str().into_client_request().map_err(|e| e.to_string())?;
-        if let Some(token) = &p.server.token {
+        let mut request = self.server.url.as_str().into_client_request().map_err(|e| e.to_string())?;
+        if let Some(token) = &self.server.token {
             let mut value = HeaderValue::from_str(&format!("Bearer {}", token.expose()))
                 .map_err(|_| "the token has characters an HTTP header cannot carry".to_string())?;
             value.set_sensitive(true);
@@ -189,27 +199,14 @@ impl Link {
         }
     }
 
-    /// Runs one connection until it fails or the session closes the link.
-    async fn serve(&self, socket: Socket, commands: &mut mpsc::Receiver<Command>) -> Ended {
-        let (mut sink, mut stream) = socket.split();
-        // Broken frames from the server: the first is logged, the rest counted.
-        let mut bad_frames = Repeats::default();
-        let ended = self.serve_loop(&mut sink, &mut stream, commands, &mut bad_frames).await;
-        let n = bad_frames.finish();
-        if n > 0 {
-            log::warn!("the server sent {n} more bad frames after the first warning on this connection");
-        }
-        ended
-    }
-
     async fn serve_loop(
-        &self,
+        &mut self,
         sink: &mut SplitSink<Socket, WsMessage>,
         stream: &mut SplitStream<Socket>,
         commands: &mut mpsc::Receiver<Command>,
         bad_frames: &mut Repeats,
     ) -> Ended {
-        let server = &self.params.server;
+        let server = self.server.clone();
         let mut ping = tokio::time::interval(server.ping_interval);
         ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let mut last_heard = Instant::now();
@@ -233,7 +230,7 @@ impl Link {
                     }
                     self.counters.bytes_up.fetch_add(len as u64, Ordering::Relaxed);
                     if let Some(event) = done {
-                        self.emit(event(Instant::now())).await;
+                        self.events.emit(event(Instant::now())).await;
                     }
                 }
                 // Frames from the server.
@@ -273,13 +270,19 @@ impl Link {
 
     /// The WebSocket message for a command, and the event to report once it is written;
     /// `None`: nothing to send.
-    fn encode(&self, command: Command, audio: &mut TurnAudio) -> Option<(WsMessage, Option<Done>)> {
+    fn encode(&mut self, command: Command, audio: &mut TurnAudio) -> Option<(WsMessage, Option<Done>)> {
         Some(match command {
             Command::StartTurn { turn, preroll_ms } => {
                 *audio = TurnAudio { turn: Some(turn), frames: 0 };
+                self.last_turn = Some(turn);
                 (WsMessage::text(Message::TurnStart { turn, preroll_ms }.to_json()), None)
             }
-            Command::Audio { turn, frame } => {
+            Command::Audio(AudioChunk { turn, seq, timestamp, payload }) => {
+                let header = AudioHeader { turn_tag: AudioHeader::tag(turn), seq, timestamp };
+                self.arena.reserve(HEADER_LEN + payload.len());
+                self.arena.put_slice(&header.to_bytes());
+                self.arena.put_slice(&payload);
+                let frame = self.arena.split().freeze();
                 let first = audio.turn == Some(turn) && audio.frames == 0;
                 if audio.turn == Some(turn) {
                     audio.frames += 1;
@@ -309,10 +312,22 @@ impl Link {
                 self.counters.bytes_down.fetch_add(from_server(frame.len()), Ordering::Relaxed);
                 let at = Instant::now();
                 match AudioHeader::parse(&frame) {
-                    Ok((header, _)) => {
-                        let payload = frame.slice(protocol::HEADER_LEN..);
-                        self.emit(Event::ReplyAudio { header, payload, at }).await;
-                    }
+                    Ok((header, _)) => match self.last_turn.filter(|t| AudioHeader::tag(*t) == header.turn_tag) {
+                        Some(turn) => {
+                            let payload = frame.slice(HEADER_LEN..);
+                            let chunk = AudioChunk { turn, seq: header.seq, timestamp: header.timestamp, payload };
+                            self.events.emit(Event::ReplyAudio { chunk, at }).await;
+                        }
+                        None => {
+                            if let Some(before) = bad_frames.occur(at) {
+                                log::warn!(
+                                    "server sent audio for turn tag {}, a turn pivox did not start; dropped{}",
+                                    header.turn_tag,
+                                    more(before)
+                                );
+                            }
+                        }
+                    },
                     Err(e) => {
                         if let Some(before) = bad_frames.occur(at) {
                             log::warn!("server sent a bad audio frame: {e}{}", more(before));
@@ -327,7 +342,9 @@ impl Link {
                     Ok(Message::ReplyEnd { turn, .. }) => Event::ReplyEnd { turn },
                     Ok(Message::Transcript { turn, text }) => Event::Transcript { turn, text },
                     Ok(Message::ReplyText { turn, text }) => Event::ReplyText { turn, text },
-                    Ok(Message::Error { turn, code, message }) => Event::ServerError { turn, code, message },
+                    Ok(Message::Error { turn, code, message }) => {
+                        Event::TurnFailed { turn, failure: TurnFailure::Server { code, message } }
+                    }
                     Ok(other) => {
                         if let Some(before) = bad_frames.occur(Instant::now()) {
                             let json = other.to_json();
@@ -346,7 +363,7 @@ impl Link {
                         return;
                     }
                 };
-                self.emit(event).await;
+                self.events.emit(event).await;
             }
             // Pings are answered by tungstenite itself; pongs only prove the server is alive.
             _ => {}

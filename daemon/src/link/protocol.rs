@@ -6,8 +6,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::{EndReason, TurnId};
 use crate::audio::codec::Codec;
-use crate::session::{EndReason, TurnId};
 
 /// The protocol version this build speaks.
 pub const VERSION: u32 = 1;

@@ -10,10 +10,10 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use tokio_tungstenite::Connector;
 
-use crate::config::ServerConfig;
+use super::endpoint::Endpoint;
 
 /// The connector for `server`, or `None` for plain `ws://`.
-pub fn connector(server: &ServerConfig) -> Result<Option<Connector>, String> {
+pub fn connector(server: &Endpoint) -> Result<Option<Connector>, String> {
     if !server.url.to_ascii_lowercase().starts_with("wss://") {
         return Ok(None);
     }
@@ -44,7 +44,7 @@ pub struct TrustedRoots {
 }
 
 impl TrustedRoots {
-    pub fn load(server: &ServerConfig) -> Result<Self, String> {
+    pub fn load(server: &Endpoint) -> Result<Self, String> {
         let system = rustls_native_certs::load_native_certs().certs;
         let mut extra = Vec::new();
         if let Some(ca_file) = &server.ca_file {

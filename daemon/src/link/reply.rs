@@ -1,7 +1,8 @@
-//! The spoken reply: fetched from Home Assistant over HTTP(S), decoded and cut into PCM
-//! frames for the shared playback path, on a thread of its own per reply (the HTTP client
-//! and the decoder both block, and neither should hold up the WebSocket — nor should a
-//! download that stalls hold up the next turn's reply).
+//! A spoken reply a server gives as a URL (Home Assistant's `tts_output.url`, and any backend
+//! that is handed media to play): fetched over HTTP(S), decoded and cut into PCM frames for
+//! the shared playback path, on a thread of its own per reply (the HTTP client and the
+//! decoder both block, and neither should hold up the link — nor should a download that
+//! stalls hold up the next turn's reply). Every thread is joined when the link closes.
 //!
 //! Every download is bounded: it stops at once when its turn is abandoned (the cancel flag is
 //! checked before every read, and a read waits at most [`Timeouts::read`]), and a reply that
@@ -11,8 +12,8 @@
 //! Playback starts with the first decoded frames, while the rest is still downloading.
 //! Decoded replies are kept in a small cache, so a repeated answer ("Turned on the
 //! light") plays again without a fetch. HA gives each run's reply a fresh random URL, so
-//! the cache is keyed by what HA speaks (engine, language, voice, text) when `tts-start`
-//! said so, and by the URL otherwise (older HA versions made the URL from the text).
+//! the cache is keyed by what is spoken (HA: engine, language, voice, text, when `tts-start`
+//! said so) and by the URL otherwise (older HA versions made the URL from the text).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -20,12 +21,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
-use tokio::sync::mpsc;
 
-use super::super::Event;
-use super::super::protocol::AudioHeader;
+use super::lifecycle::Events;
+use super::{AudioChunk, Event, TurnFailure, TurnId};
 use crate::audio::media::MediaDecoder;
-use crate::session::TurnId;
 
 /// The largest reply pivox downloads: about 10 minutes of 32 kbit/s MP3.
 const MAX_DOWNLOAD: u64 = 8 * 1024 * 1024;
@@ -74,15 +73,12 @@ impl Default for Timeouts {
 /// Starts a download thread per reply; events go straight to the link's event queue.
 pub struct Fetcher {
     worker: Arc<Worker>,
+    /// The download threads not yet joined (finished ones are joined at the next fetch).
+    threads: Vec<(TurnId, Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
 }
 
 impl Fetcher {
-    pub fn spawn(
-        tls: Option<ureq::tls::TlsConfig>,
-        timeouts: Timeouts,
-        frame_samples: usize,
-        events: mpsc::Sender<Event>,
-    ) -> std::io::Result<Self> {
+    pub fn spawn(tls: Option<ureq::tls::TlsConfig>, timeouts: Timeouts, frame_samples: usize, events: Events) -> Self {
         let mut config = ureq::Agent::config_builder()
             .timeout_connect(Some(timeouts.connect))
             .timeout_recv_response(Some(timeouts.response))
@@ -94,17 +90,49 @@ impl Fetcher {
         }
         let agent = ureq::Agent::new_with_config(config.build());
         let cache = std::sync::Mutex::new(ReplyCache::default());
-        Ok(Self { worker: Arc::new(Worker { agent, frame_samples, events, cache, first_audio: timeouts.first_audio }) })
+        let worker = Arc::new(Worker { agent, frame_samples, events, cache, first_audio: timeouts.first_audio });
+        Self { worker, threads: Vec::new() }
     }
 
     /// Fetches and plays `job` on a thread of its own. A reply still downloading for an older
     /// turn has been cancelled by the link and ends at its next read.
-    pub fn fetch(&self, job: Job) {
+    pub fn fetch(&mut self, job: Job) {
+        self.join_finished();
         let worker = self.worker.clone();
-        let turn = job.turn;
-        let spawned = std::thread::Builder::new().name("reply-fetch".into()).spawn(move || worker.play(job));
-        if let Err(e) = spawned {
-            log::error!("turn {turn}: cannot start a thread for the reply download: {e}");
+        let (turn, cancel) = (job.turn, job.cancel.clone());
+        match std::thread::Builder::new().name("reply-fetch".into()).spawn(move || worker.play(job)) {
+            Ok(handle) => self.threads.push((turn, cancel, handle)),
+            Err(e) => log::error!("turn {turn}: cannot start a thread for the reply download: {e}"),
+        }
+    }
+
+    fn join_finished(&mut self) {
+        let (done, running) = std::mem::take(&mut self.threads).into_iter().partition(|(.., h)| h.is_finished());
+        self.threads = running;
+        for (turn, _, handle) in done {
+            if handle.join().is_err() {
+                log::error!("turn {turn}: the reply download thread panicked");
+            }
+        }
+    }
+
+    /// Stops every download still running (each ends at its next read).
+    pub fn cancel_all(&self) {
+        for (_, cancel, _) in &self.threads {
+            cancel.store(true, Ordering::Relaxed);
+        }
+    }
+
+    /// Stops every download and joins its thread, waiting until `deadline` at most; a thread
+    /// still blocked in a read then is named and left to end with the process.
+    pub fn close(&mut self, deadline: Instant) {
+        self.cancel_all();
+        while self.threads.iter().any(|(.., h)| !h.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.join_finished();
+        for (turn, ..) in &self.threads {
+            log::warn!("turn {turn}: the reply download did not stop in time; leaving it");
         }
     }
 }
@@ -112,15 +140,15 @@ impl Fetcher {
 struct Worker {
     agent: ureq::Agent,
     frame_samples: usize,
-    events: mpsc::Sender<Event>,
+    events: Events,
     cache: std::sync::Mutex<ReplyCache>,
     first_audio: Duration,
 }
 
-/// Cuts 16 kHz PCM into frames with pivox audio headers and hands them on as reply events.
+/// Cuts 16 kHz PCM into frames and hands them on as reply events.
 struct Framer<'a> {
     turn: TurnId,
-    events: &'a mpsc::Sender<Event>,
+    events: &'a Events,
     frame_samples: usize,
     pending: Vec<i16>,
     /// Frame payloads are carved from here, not allocated one by one.
@@ -133,7 +161,7 @@ struct Framer<'a> {
 }
 
 impl<'a> Framer<'a> {
-    fn new(turn: TurnId, events: &'a mpsc::Sender<Event>, frame_samples: usize) -> Self {
+    fn new(turn: TurnId, events: &'a Events, frame_samples: usize) -> Self {
         Self {
             turn,
             events,
@@ -170,7 +198,7 @@ impl<'a> Framer<'a> {
     fn emit_frame(&mut self, from: usize, len: usize) -> bool {
         if !self.started {
             self.started = true;
-            if self.events.blocking_send(Event::ReplyStart { turn: self.turn }).is_err() {
+            if !self.events.emit_blocking(Event::ReplyStart { turn: self.turn }) {
                 return false;
             }
         }
@@ -179,11 +207,10 @@ impl<'a> Framer<'a> {
             self.arena.put_i16_le(sample);
         }
         let payload = self.arena.split().freeze();
-        let header = AudioHeader { turn_tag: AudioHeader::tag(self.turn), seq: self.seq, timestamp: self.timestamp };
+        let chunk = AudioChunk { turn: self.turn, seq: self.seq, timestamp: self.timestamp, payload };
         self.seq = self.seq.wrapping_add(1);
         self.timestamp = self.timestamp.wrapping_add(len as u32);
-        let event = Event::ReplyAudio { header, payload, at: Instant::now() };
-        self.events.blocking_send(event).is_ok()
+        self.events.emit_blocking(Event::ReplyAudio { chunk, at: Instant::now() })
     }
 
     /// Sends the last partial frame and the end of the reply.
@@ -193,7 +220,7 @@ impl<'a> Framer<'a> {
             return None;
         }
         if self.started {
-            let _ = self.events.blocking_send(Event::ReplyEnd { turn: self.turn });
+            self.events.emit_blocking(Event::ReplyEnd { turn: self.turn });
         }
         self.kept
     }
@@ -223,12 +250,10 @@ impl Worker {
             Ok(None) => {}
             Err(_) if job.cancel.load(Ordering::Relaxed) => {}
             Err(message) => {
-                let event = Event::ServerError {
-                    turn: Some(job.turn),
-                    code: "reply-fetch-failed".into(),
-                    message: format!("cannot play the spoken reply from {}: {message}", job.url),
-                };
-                let _ = self.events.blocking_send(event);
+                let code = "reply-fetch-failed".into();
+                let message = format!("cannot play the spoken reply from {}: {message}", job.url);
+                let failure = TurnFailure::Server { code, message };
+                self.events.emit_blocking(Event::TurnFailed { turn: Some(job.turn), failure });
             }
         }
     }

@@ -1,4 +1,4 @@
-//! Reconnect delays: exponential from `min` to `max`, each with "equal jitter" (a random
+//! Delays between attempts (a server link reconnecting, a device reopening): exponential from `min` to `max`, each with "equal jitter" (a random
 //! point in the upper half), so many devices that lost the same server do not return in step.
 //!
 //! [`Retry`] chooses between two such schedules by what the failed attempt cost the server.
