@@ -251,19 +251,7 @@ impl Daemon {
                 );
                 Event::ServerError(turn)
             }
-            LinkEvent::FirstAudioSent { turn, at } => {
-                if let Some(clock) = self.clock.as_mut().filter(|c| c.turn == turn) {
-                    clock.first_frame_at = Some(at);
-                }
-                return;
-            }
-            LinkEvent::EndSent { turn, at, frames } => {
-                if let Some(clock) = self.clock.as_mut().filter(|c| c.turn == turn) {
-                    clock.end_sent_at = Some(at);
-                    clock.frames_sent = frames;
-                }
-                return;
-            }
+            LinkEvent::FirstAudioSent { .. } | LinkEvent::EndSent { .. } => return self.wire_progress(event),
             LinkEvent::InputClosed { turn, at, frames } => {
                 if let Some(clock) = self.clock.as_mut().filter(|c| c.turn == turn) {
                     // What the server took, not what the microphone went on to capture.
@@ -276,6 +264,19 @@ impl Daemon {
         };
         let actions = self.session.handle(session_event);
         self.apply(actions, frames);
+    }
+
+    /// When the turn's audio reached the wire: figures for the turn's metrics only.
+    fn wire_progress(&mut self, event: LinkEvent) {
+        let Some(clock) = self.clock.as_mut() else { return };
+        match event {
+            LinkEvent::FirstAudioSent { turn, at } if clock.turn == turn => clock.first_frame_at = Some(at),
+            LinkEvent::EndSent { turn, at, frames } if clock.turn == turn => {
+                clock.end_sent_at = Some(at);
+                clock.frames_sent = frames;
+            }
+            _ => {}
+        }
     }
 
     /// Reply audio goes to playback when it belongs to the reply being played; anything else
