@@ -187,3 +187,7 @@ pub async fn drain_until(pause: tokio::time::Sleep, commands: &mut mpsc::Receive
         }
     }
 }
+
+#[cfg(test)]
+#[path = "lifecycle_tests.rs"]
+mod tests;
