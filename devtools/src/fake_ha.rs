@@ -1,6 +1,6 @@
 //! A stand-in for Home Assistant: the Assist part of its WebSocket API and its TTS proxy,
 //! on one port as in HA, for the tests, `make bench` and trying the Home Assistant link
-//! without a Home Assistant (`pivox serve --homeassistant`).
+//! without a Home Assistant (`pivox-devtools serve-homeassistant`).
 //!
 //! It plays HA's side as HA does (auth handshake, `result` then events, binary handler ids
 //! counted per connection from 1, relative reply URLs with a fresh random token per run,
