@@ -26,10 +26,11 @@ preflight: deps cross-deps test-deps
 	@./scripts/check-test-deps.sh
 
 # The main job on an embedded default: the reference server on loopback, simulated devices,
-# the bundled speech sample, one turn, a timeline and the turn's figures.
+# the bundled speech sample, one turn, a timeline and the turn's figures. The demo and the
+# server are development tools (pivox-devtools); the daemon is the Pi's `pivox`.
 demo: deps
-	$(CARGO) build --release -p pivox
-	./target/release/pivox demo --out target/demo/reply.wav
+	$(CARGO) build --release -p pivox -p pivox-devtools
+	./target/release/pivox-devtools demo --out target/demo/reply.wav
 
 # Everything CI checks: `check`, then the boot test.
 test: check
@@ -47,23 +48,26 @@ check: preflight
 	tests/image.sh $(AARCH64)
 	tests/deploy.sh $(AARCH64)
 
-# Boots a recipe-built image in qemu-system-aarch64 (tests/system.sh); the base root file
-# system is cached in ~/.cache/pivox/system-test.
+# Boots a recipe-built image in qemu-system-aarch64 (tests/system.sh), with the reference server
+# on the host (pivox-devtools); the base root file system is cached in ~/.cache/pivox/system-test.
 system-test: preflight aarch64
-	$(CARGO) build -p pivox --bin pivox
+	$(CARGO) build -p pivox -p pivox-devtools --bin pivox --bin pivox-devtools
 	tests/system.sh $(AARCH64)
 
-# The Raspberry Pi binary (aarch64, glibc 2.36: Bookworm and Trixie), stripped, without Docker.
+# The Raspberry Pi binary (aarch64, glibc 2.36: Bookworm and Trixie), stripped, without Docker;
+# no development tools in it (those are pivox-devtools, for the computer).
 aarch64: cross-deps
 	$(CARGO) build --release --target aarch64-unknown-linux-gnu -p pivox --bin pivox
 	@echo "$(AARCH64): $$(stat -c %s $(AARCH64)) bytes"
 
-# The aarch64 binary under qemu-user: --version, check-config, one whole simulated turn.
+# The aarch64 binary under qemu-user: --version, check-config, one whole simulated turn against
+# each server kind (run on the host by pivox-devtools).
 aarch64-check: aarch64
-	./scripts/aarch64-check.sh $(AARCH64)
+	$(CARGO) build -p pivox-devtools --bin pivox-devtools
+	./scripts/aarch64-check.sh $(AARCH64) target/debug/pivox-devtools
 
 # Latency, CPU, memory and bandwidth figures against a Python-satellite-style baseline, the
 # idle cost, and a soak of SOAK_TURNS turns with memory, open files and threads sampled.
 bench: deps
-	$(CARGO) build --release -p pivox
+	$(CARGO) build --release -p pivox -p pivox-devtools
 	./target/release/pivox-bench --turns $(BENCH_TURNS) --soak $(SOAK_TURNS) --out target/bench/summary.json

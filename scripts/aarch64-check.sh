@@ -2,16 +2,26 @@
 # Proves the aarch64 build works, under qemu-user: `--version`, `check-config` on the
 # shipped example, and one whole simulated turn (speech WAV as the microphone, a scripted
 # press, the reply written to a WAV) against the reference server on loopback, then one
-# against the stand-in Home Assistant (MP3 reply fetched over HTTP and decoded) — the
-# aarch64 binary on both ends. Usage: scripts/aarch64-check.sh [BINARY]
+# against the stand-in Home Assistant (MP3 reply fetched over HTTP and decoded). The servers
+# are the host's pivox-devtools: development tools are not in the Pi binary, and this checks
+# that they stayed out. Usage: scripts/aarch64-check.sh [BINARY [PIVOX_DEVTOOLS]]
 set -euo pipefail
 
 bin=${1:-target/aarch64-unknown-linux-gnu/release/pivox}
+devtools=${2:-target/debug/pivox-devtools}
 # The multiarch arm64 libs (libc6:arm64, libasound2:arm64) are found at their usual paths.
 # No `-L /usr/aarch64-linux-gnu`: that ld.so with the multiarch libc hangs at the first thread.
 qemu=(qemu-aarch64-static)
 [ -x "$bin" ] || { echo "error: $bin not found; run make aarch64 first" >&2; exit 1; }
 file -b "$bin" | grep -q 'ARM aarch64' || { echo "error: $bin is not an aarch64 ELF: $(file -b "$bin")" >&2; exit 1; }
+[ -x "$devtools" ] || { echo "error: $devtools not found; run cargo build -p pivox-devtools first" >&2; exit 1; }
+# Issue 12: the reference server and the stand-in Home Assistant (their own messages) are not in it.
+for message in 'pivox reference server' 'fake HA: client broke a rule'; do
+  if grep -qaF "$message" "$bin"; then
+    echo "error: $bin holds development code (\"$message\"): the Pi binary is built without pivox-devtools" >&2
+    exit 1
+  fi
+done
 
 work=$(mktemp -d)
 server_pid=
@@ -55,7 +65,7 @@ turn() {
 }
 
 # The reference server on a port the kernel picks; its log names the port.
-"${qemu[@]}" "$bin" serve --listen 127.0.0.1:0 2>"$work/server.log" &
+"$devtools" serve --listen 127.0.0.1:0 2>"$work/server.log" &
 server_pid=$!
 url=$(url_from_log "$work/server.log" 'ws://127.0.0.1:[0-9]*/')
 
@@ -80,7 +90,7 @@ TOML
 
 # The stand-in Home Assistant, answering with the 1.76 s MP3 fixture (~56 kB at 16 kHz).
 echo "aarch64-check-token" >"$work/ha-token"
-"${qemu[@]}" "$bin" serve-homeassistant --listen 127.0.0.1:0 --token-file "$work/ha-token" \
+"$devtools" serve-homeassistant --listen 127.0.0.1:0 --token-file "$work/ha-token" \
   --reply daemon/tests/fixtures/reply.mp3 2>"$work/ha.log" &
 ha_pid=$!
 ha_url=$(url_from_log "$work/ha.log" 'http://127.0.0.1:[0-9]*')

@@ -15,8 +15,8 @@ source "$(dirname "$0")/lib.sh"
 
 binary=${1:-$repo/target/aarch64-unknown-linux-gnu/release/pivox}
 [ -f "$binary" ] || fail "no aarch64 binary at $binary (make aarch64)"
-host_pivox=$repo/target/debug/pivox
-[ -x "$host_pivox" ] || fail "no host pivox at $host_pivox (cargo build -p pivox)"
+host_devtools=$repo/target/debug/pivox-devtools
+[ -x "$host_devtools" ] || fail "no host pivox-devtools at $host_devtools (cargo build -p pivox-devtools)"
 cache=${PIVOX_CACHE_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/pivox}/system-test
 mkdir -p "$cache"
 started=$SECONDS
@@ -69,7 +69,7 @@ if [ -f "$base" ]; then step "base image from the cache: $base"; else build_base
 # ---- The recipe ------------------------------------------------------------------------------------
 ssh-keygen -q -t ed25519 -N '' -C pivox-system-test -f "$scratch/key"
 server_log="$scratch/server.log"
-"$host_pivox" serve --listen 127.0.0.1:0 2>"$server_log" &
+"$host_devtools" serve --listen 127.0.0.1:0 2>"$server_log" &
 cleanups+=("kill $! 2>/dev/null")
 for _ in $(seq 1 100); do grep -q 'listening on' "$server_log" && break; sleep 0.1; done
 server_port=$(sed -n 's/.*listening on ws:\/\/127\.0\.0\.1:\([0-9]*\).*/\1/p' "$server_log" | head -1)

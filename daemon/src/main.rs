@@ -1,14 +1,13 @@
-//! The `pivox` command: the daemon, its tools, the reference server and the demo.
+//! The `pivox` command: the daemon and its tools. `serve`, `serve-homeassistant` and `demo`
+//! are development tools in `pivox-devtools`, which is not part of the Raspberry Pi binary;
+//! here they only forward to it (see [`forward`]).
 
-use std::net::SocketAddr;
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
-use pivox::audio::codec::Codec;
-use pivox::config::{Config, DEFAULT_PATHS, Files, Secret};
-use pivox::server::{Reply, ServerOptions};
+use pivox::config::{Config, DEFAULT_PATHS, Files};
 
 #[derive(Parser)]
 #[command(name = "pivox", version, about = "Push-to-talk voice appliance for the Raspberry Pi")]
@@ -40,33 +39,21 @@ enum Command {
         elsewhere: bool,
     },
     /// Run the pivox protocol v1 reference server (echo, or a fixed WAV reply).
+    /// [development tool: runs pivox-devtools]
+    #[command(disable_help_flag = true)]
     Serve {
-        #[arg(long, default_value = "127.0.0.1:8765")]
-        listen: SocketAddr,
-        /// Reply with this 16 kHz mono WAV instead of echoing the utterance.
-        #[arg(long)]
-        reply_wav: Option<PathBuf>,
-        /// Accepted codecs, preferred first.
-        #[arg(long, value_delimiter = ',', default_value = "opus,pcm")]
-        codecs: Vec<Codec>,
-        /// Require this bearer token (read from the file).
-        #[arg(long)]
-        token_file: Option<PathBuf>,
-        /// Save each utterance as turn-N.wav in this folder.
-        #[arg(long)]
-        save_dir: Option<PathBuf>,
+        /// Passed to `pivox-devtools serve` (`pivox serve --help` lists them).
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
     },
     /// Run a stand-in for Home Assistant's Assist API (for trying `kind = "homeassistant"`
     /// without a Home Assistant): every answer is the same recorded reply.
+    /// [development tool: runs pivox-devtools]
+    #[command(disable_help_flag = true)]
     ServeHomeassistant {
-        #[arg(long, default_value = "127.0.0.1:8123")]
-        listen: SocketAddr,
-        /// The access token clients must present (read from the file).
-        #[arg(long)]
-        token_file: PathBuf,
-        /// The spoken reply: an MP3, WAV, FLAC or Ogg Vorbis file.
-        #[arg(long)]
-        reply: PathBuf,
+        /// Passed to `pivox-devtools serve-homeassistant`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
     },
     /// List sound devices, GPIO chips and SPI devices, with the names the config takes.
     Devices,
@@ -86,10 +73,12 @@ enum Command {
         seconds: f64,
     },
     /// One simulated turn against a local reference server, with a timeline.
+    /// [development tool: runs pivox-devtools]
+    #[command(disable_help_flag = true)]
     Demo {
-        /// Where to write the played reply.
-        #[arg(long, default_value = "target/demo/reply.wav")]
-        out: PathBuf,
+        /// Passed to `pivox-devtools demo`.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+        args: Vec<OsString>,
     },
 }
 
@@ -106,12 +95,8 @@ fn main() -> ExitCode {
     let result = match Cli::parse().command {
         Command::CheckConfig { file, elsewhere } => check_config(file.as_deref(), elsewhere),
         Command::Run { config, turns, metrics } => run(config.as_deref(), turns, metrics),
-        Command::ServeHomeassistant { listen, token_file, reply } => {
-            fake_ha_options(listen, &token_file, &reply).and_then(|options| block_on(serve_homeassistant(options)))
-        }
-        Command::Serve { listen, reply_wav, codecs, token_file, save_dir } => {
-            serve_options(listen, reply_wav, codecs, token_file, save_dir).and_then(|options| block_on(serve(options)))
-        }
+        Command::ServeHomeassistant { args } => forward("serve-homeassistant", args),
+        Command::Serve { args } => forward("serve", args),
         Command::Devices => {
             print!("{}", pivox::tools::devices_report());
             Ok(())
@@ -123,7 +108,7 @@ fn main() -> ExitCode {
             println!("{}", check.verdict());
             Ok(())
         }),
-        Command::Demo { out } => block_on(async move { pivox::demo::run(&out).await }),
+        Command::Demo { args } => forward("demo", args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -207,82 +192,31 @@ fn check_config(given: Option<&Path>, elsewhere: bool) -> Result<(), String> {
     Ok(())
 }
 
-fn serve_options(
-    listen: SocketAddr,
-    reply_wav: Option<PathBuf>,
-    codecs: Vec<Codec>,
-    token_file: Option<PathBuf>,
-    save_dir: Option<PathBuf>,
-) -> Result<ServerOptions, String> {
-    let reply = match reply_wav {
-        None => Reply::Echo,
-        Some(path) => {
-            let reader = hound::WavReader::open(&path).map_err(|e| format!("--reply-wav {}: {e}", path.display()))?;
-            let spec = reader.spec();
-            if (spec.channels, spec.sample_rate, spec.bits_per_sample) != (1, 16_000, 16) {
-                return Err(format!(
-                    "--reply-wav {}: must be 16 kHz mono 16-bit (sox IN.wav -r 16000 -c 1 -b 16 OUT.wav)",
-                    path.display()
-                ));
-            }
-            let samples = reader
-                .into_samples::<i16>()
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("--reply-wav {}: {e}", path.display()))?;
-            Reply::Fixed(Arc::new(samples))
-        }
+/// The development tools' program, looked for next to this one, then on PATH.
+const DEVTOOLS: &str = "pivox-devtools";
+
+/// Runs `pivox-devtools SUBCOMMAND ARGS` in place of this process (exec), so that its output,
+/// signals (Ctrl-C, SIGTERM) and exit code are the command's own. Returns only on failure.
+fn forward(subcommand: &str, args: Vec<OsString>) -> Result<(), String> {
+    use std::os::unix::process::CommandExt;
+    let Some(devtools) = find_devtools() else {
+        return Err(format!(
+            "`pivox {subcommand}` is a development tool and is not installed here (it is not part of the \
+             Raspberry Pi binary): build it with `cargo build -p pivox-devtools` on a computer"
+        ));
     };
-    let token = match token_file {
-        None => None,
-        Some(path) => Some(Secret::new(
-            std::fs::read_to_string(&path)
-                .map_err(|e| format!("--token-file {}: {e}", path.display()))?
-                .trim()
-                .to_string(),
-        )),
-    };
-    if let Some(dir) = &save_dir {
-        std::fs::create_dir_all(dir).map_err(|e| format!("--save-dir {}: {e}", dir.display()))?;
-    }
-    Ok(ServerOptions { listen, reply, codecs, token, save_dir })
+    let error = std::process::Command::new(&devtools).arg(subcommand).args(args).exec();
+    Err(format!("`pivox {subcommand}`: cannot run {}: {error}", devtools.display()))
 }
 
-fn fake_ha_options(
-    listen: SocketAddr,
-    token_file: &std::path::Path,
-    reply: &std::path::Path,
-) -> Result<pivox::fake_ha::FakeHaOptions, String> {
-    let token = pivox::config::read_token_file(token_file).map_err(|e| format!("--token-file: {e}"))?;
-    let bytes = std::fs::read(reply).map_err(|e| format!("--reply {}: {e}", reply.display()))?;
-    // Refuse a file pivox itself could not play, before any client asks for it.
-    pivox::audio::media::decode_all(bytes.clone(), None).map_err(|e| format!("--reply {}: {e}", reply.display()))?;
-    let mime = match reply.extension().and_then(|e| e.to_str()).map(str::to_ascii_lowercase).as_deref() {
-        Some("wav") => "audio/wav",
-        Some("flac") => "audio/flac",
-        Some("ogg" | "oga") => "audio/ogg",
-        _ => "audio/mpeg",
-    };
-    let mut options = pivox::fake_ha::FakeHaOptions::new(listen, token.expose(), bytes);
-    options.reply_mime = mime.into();
-    Ok(options)
-}
-
-async fn serve_homeassistant(options: pivox::fake_ha::FakeHaOptions) -> Result<(), String> {
-    let server = pivox::fake_ha::start(options).await.map_err(|e| format!("cannot listen: {e}"))?;
-    log::info!("fake Home Assistant listening on {}", server.url());
-    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
-    let report = server.report();
-    for violation in &report.violations {
-        log::warn!("client broke a rule: {violation}");
-    }
-    server.stop().await;
-    Ok(())
-}
-
-async fn serve(options: ServerOptions) -> Result<(), String> {
-    let server = pivox::server::start(options).await.map_err(|e| format!("cannot listen: {e}"))?;
-    log::info!("reference server listening on ws://{}/", server.addr);
-    tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
-    server.kill().await;
-    Ok(())
+/// `pivox-devtools` in the folder of the running executable (where cargo builds both), else
+/// the first on PATH.
+fn find_devtools() -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let beside = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join(DEVTOOLS)));
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let on_path = std::env::split_paths(&path).filter(|dir| !dir.as_os_str().is_empty()).map(|dir| dir.join(DEVTOOLS));
+    beside.into_iter().chain(on_path).find(|candidate| {
+        std::fs::metadata(candidate).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    })
 }

@@ -1,5 +1,10 @@
 //! The `pivox` binary itself: `check-config` messages, a scripted `run --turns 1` against
-//! `pivox serve` with a bearer token, and that the token never reaches the log.
+//! `pivox serve` with a bearer token, and that the token never reaches the log; `serve`,
+//! `serve-homeassistant` and `demo` handed to `pivox-devtools`, or refused in one line where
+//! it is not installed.
+//!
+//! `pivox serve` runs the `pivox-devtools` built next to `pivox`: `cargo test --workspace`
+//! builds both (with `cargo test -p pivox` alone, build it first: `cargo build -p pivox-devtools`).
 
 mod common;
 
@@ -368,4 +373,45 @@ fn systemd_hears_ready_then_watchdog_pings_from_the_main_loop_then_stopping() {
     assert_eq!(unsafe { libc::kill(daemon.0.id() as libc::pid_t, libc::SIGTERM) }, 0);
     let stopping = (0..100).map(|_| next()).find(|m| m.contains("STOPPING=1"));
     assert!(stopping.is_some(), "no STOPPING=1 after SIGTERM");
+}
+
+#[test]
+fn serve_and_demo_are_handed_to_pivox_devtools_with_their_arguments() {
+    for (command, flag) in [("serve", "--reply-wav"), ("serve-homeassistant", "--token-file"), ("demo", "--out")] {
+        let help = Command::new(PIVOX).args([command, "--help"]).output().unwrap();
+        let stdout = String::from_utf8_lossy(&help.stdout);
+        assert!(help.status.success(), "{command}: {}", String::from_utf8_lossy(&help.stderr));
+        assert!(stdout.contains(&format!("Usage: pivox-devtools {command}")) && stdout.contains(flag), "{stdout}");
+    }
+    // pivox-devtools' own exit code and message come through unchanged (clap's usage error: 2).
+    let wrong = Command::new(PIVOX).args(["serve", "--no-such-flag"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&wrong.stderr);
+    assert_eq!(wrong.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("'--no-such-flag'") && stderr.contains("pivox-devtools serve"), "{stderr}");
+}
+
+#[test]
+fn without_pivox_devtools_the_development_commands_say_so_in_one_line() {
+    // A folder holding only `pivox` (as /usr/local/bin on a Pi), and a PATH without pivox-devtools.
+    let dir = std::path::Path::new(env!("CARGO_TARGET_TMPDIR")).join(format!("pi-{}", std::process::id()));
+    let empty = dir.join("empty");
+    std::fs::create_dir_all(&empty).unwrap();
+    let alone = dir.join("pivox");
+    let _ = std::fs::remove_file(&alone);
+    if std::fs::hard_link(PIVOX, &alone).is_err() {
+        std::fs::copy(PIVOX, &alone).unwrap();
+    }
+    for command in ["serve", "serve-homeassistant", "demo"] {
+        let out = Command::new(&alone).args([command, "--help"]).env("PATH", &empty).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+        assert!(
+            stderr.contains(&format!("`pivox {command}` is a development tool and is not installed here"))
+                && stderr.contains("build it with `cargo build -p pivox-devtools`"),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+    let _ = std::fs::remove_dir_all(&dir);
 }

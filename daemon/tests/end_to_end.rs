@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use common::*;
 use pivox::audio::codec::Codec;
 use pivox::daemon::{self, Probes, RunOptions};
-use pivox::server::{self, ServerOptions};
+use pivox_devtools::server::{self, ServerOptions};
 use pivox_hal::LedState;
 
 fn loopback() -> std::net::SocketAddr {

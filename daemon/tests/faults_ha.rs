@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use pivox::daemon::RunReport;
-use pivox::fake_ha::{FakeHaHandle, FakeHaOptions, Scenario};
+use pivox_devtools::fake_ha::{FakeHaHandle, FakeHaOptions, Scenario};
 
 const TOKEN: &str = "ha-token-fault-suite-do-not-log";
 

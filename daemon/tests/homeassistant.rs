@@ -1,5 +1,5 @@
 //! The daemon against a protocol-faithful fake Home Assistant on loopback
-//! (`pivox::fake_ha`): whole turns, and every failure a user can meet, each with the turn's
+//! (`pivox_devtools::fake_ha`): whole turns, and every failure a user can meet, each with the turn's
 //! outcome, the earcon/LED it shows and what the fake saw on the wire.
 
 mod common;
@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::*;
 use pivox::daemon::{Probes, RunReport};
-use pivox::fake_ha::{FakeHaHandle, FakeHaOptions, FakeHaReport, Scenario};
+use pivox_devtools::fake_ha::{FakeHaHandle, FakeHaOptions, FakeHaReport, Scenario};
 use pivox_hal::LedState;
 
 const TOKEN: &str = "ha-token-5be2c0d4-do-not-log";

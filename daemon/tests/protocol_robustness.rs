@@ -9,7 +9,7 @@ use common::*;
 use futures_util::{SinkExt, StreamExt};
 use pivox::daemon::{self, Probes, RunOptions};
 use pivox::link::protocol::{AudioHeader, Message};
-use pivox::server::{self, ServerOptions};
+use pivox_devtools::server::{self, ServerOptions};
 use pivox_hal::LedState;
 use tokio::net::TcpListener;
 use tokio_tungstenite::tungstenite::Message as Ws;

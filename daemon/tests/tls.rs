@@ -12,7 +12,7 @@ use common::*;
 use pivox::audio::codec::Codec;
 use pivox::daemon::{self, Probes, RunOptions};
 use pivox::link::{Event, LinkParams};
-use pivox::server::{self, ServerOptions};
+use pivox_devtools::server::{self, ServerOptions};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;

@@ -24,8 +24,6 @@ fn round_trip(codec: Codec, frame_ms: u32, settings: &OpusSettings, input: &[i16
     (out, bytes)
 }
 
-use crate::audio::compare::best_correlation;
-
 #[test]
 fn pcm_round_trip_is_bit_exact() {
     let speech = speech();
@@ -33,26 +31,6 @@ fn pcm_round_trip_is_bit_exact() {
     let (out, bytes) = round_trip(Codec::Pcm, 20, &OPUS, whole);
     assert_eq!(out, whole);
     assert_eq!(bytes, whole.len() * 2);
-}
-
-/// Opus is lossy, so the test asks for waveform similarity. Opus at 24 kbit/s wideband keeps
-/// the waveform of speech closely (it is a waveform-matching codec at this rate, not a
-/// parametric one), and measured here correlation is about 0.97 for 20 ms and 10 ms frames.
-/// 0.9 leaves room for libopus versions while still failing on a wrong sample rate, a frame
-/// dropped or duplicated, or byte-order mistakes, all of which fall below 0.5.
-#[test]
-fn opus_round_trip_keeps_speech_at_24_kbit() {
-    let speech = speech();
-    for frame_ms in [20, 10] {
-        let n = frame_samples(frame_ms);
-        let whole = &speech[..speech.len() / n * n];
-        let (out, bytes) = round_trip(Codec::Opus, frame_ms, &OPUS, whole);
-        assert_eq!(out.len(), whole.len());
-        let (r, delay) = best_correlation(whole, &out, 400);
-        assert!(r > 0.9, "{frame_ms} ms frames: correlation {r:.3} at delay {delay}");
-        let kbit = bytes as f64 * 8.0 / (whole.len() as f64 / 16_000.0) / 1000.0;
-        assert!((12.0..=26.0).contains(&kbit), "{frame_ms} ms frames: {kbit:.1} kbit/s");
-    }
 }
 
 #[test]

@@ -5,7 +5,6 @@
 //! decoder, which runs once per reply on its own thread, is the exception).
 
 pub mod codec;
-pub mod compare;
 pub mod earcon;
 pub mod jitter;
 pub mod media;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use pivox::config::Config;
 use pivox::daemon::{self, Probes, RunOptions, RunReport};
-use pivox::fake_ha::{self, FakeHaHandle, FakeHaOptions, Scenario};
+use pivox_devtools::fake_ha::{self, FakeHaHandle, FakeHaOptions, Scenario};
 
 pub fn speech_path() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/speech.wav")
@@ -39,7 +39,7 @@ pub fn config(url: &str, button: &str, extra: &str) -> Config {
 }
 
 #[allow(unused_imports)] // Not every test file compares audio.
-pub use pivox::audio::compare::best_correlation;
+pub use pivox_devtools::compare::best_correlation;
 
 pub const TURN_LIMIT: Duration = Duration::from_secs(30);
 

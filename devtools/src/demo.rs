@@ -1,18 +1,20 @@
-//! `pivox demo`: the whole appliance on this machine with nothing to set up. Starts the
-//! reference server on loopback, runs the daemon against it with simulated devices — the
-//! bundled speech sample as the microphone, a button held for the sample's length, the
-//! speaker writing to a WAV file — for one turn, then prints a timeline and the figures.
+//! `pivox demo` (`pivox-devtools demo`): the whole appliance on this machine with nothing to
+//! set up. Starts the reference server on loopback, runs the daemon against it with simulated
+//! devices — the bundled speech sample as the microphone, a button held for the sample's
+//! length, the speaker writing to a WAV file — for one turn, then prints a timeline and the
+//! figures.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use crate::config::Config;
-use crate::daemon::{self, Probes, RunOptions};
-use crate::files;
+use pivox::config::Config;
+use pivox::daemon::{self, Probes, RunOptions};
+use pivox::files;
+
 use crate::server::{self, ServerOptions};
 
 /// The bundled speech sample: 1.94 s of espeak-ng, 16 kHz mono (daemon/assets/speech.wav).
-pub const SPEECH_WAV: &[u8] = include_bytes!("../assets/speech.wav");
+pub const SPEECH_WAV: &[u8] = include_bytes!("../../daemon/assets/speech.wav");
 
 /// The user starts talking this long before pressing: pre-roll keeps it.
 const PRESS_AFTER: Duration = Duration::from_millis(250);

@@ -7,7 +7,7 @@
 //! The microphone plays the speech sample once per turn (a WAV the bench writes), and the
 //! button is pressed 250 ms into each utterance, as a person pressing while starting to talk.
 //!
-//! A third run talks to the fake Home Assistant (`pivox::fake_ha`) with the same turns:
+//! A third run talks to the fake Home Assistant (`pivox_devtools::fake_ha`) with the same turns:
 //! release → end-of-audio marker on the wire, `tts-end` → first reply sample handed to the
 //! speaker (download of the MP3 over loopback, decode, resample, jitter buffer; every answer
 //! differs, so none comes from the reply cache), CPU seconds per turn and peak RSS. It goes
@@ -28,10 +28,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use pivox::demo::SPEECH_WAV;
-use pivox::fake_ha::{self, FakeHaOptions};
 use pivox::metrics::TurnMetrics;
-use pivox::server::{self, ServerOptions};
+use pivox_devtools::demo::SPEECH_WAV;
+use pivox_devtools::fake_ha::{self, FakeHaOptions};
+use pivox_devtools::server::{self, ServerOptions};
 use serde_json::json;
 
 /// Seconds between the starts of consecutive turns: speech, reply, and a pause.
@@ -117,7 +117,7 @@ fn run() -> Result<(), String> {
     }
     let pivox = std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("pivox");
     if !pivox.is_file() {
-        return Err(format!("{} not found: build it first (cargo build --release)", pivox.display()));
+        return Err(format!("{} not found: build it first (cargo build --release -p pivox)", pivox.display()));
     }
     let dir = std::env::temp_dir().join(format!("pivox-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
@@ -186,7 +186,7 @@ fn run() -> Result<(), String> {
 
 const HA_TOKEN: &str = "bench-token";
 /// The reply the fake Home Assistant speaks: 1.76 s of espeak-ng speech as 32 kbit/s MP3.
-const REPLY_MP3: &[u8] = include_bytes!("../../../tests/fixtures/reply.mp3");
+const REPLY_MP3: &[u8] = include_bytes!("../../../../daemon/tests/fixtures/reply.mp3");
 
 /// The bundled speech sample.
 fn speech() -> Result<Vec<i16>, String> {

@@ -1,6 +1,7 @@
-//! The pivox protocol v1 reference server (`pivox serve`): takes a turn and replies with
-//! the user's own utterance (echo) or a fixed WAV. `pivox demo` and the tests talk to it,
-//! and it is the starting point for anyone writing a real server (see docs/protocol.md).
+//! The pivox protocol v1 reference server (`pivox-devtools serve`, or `pivox serve` on a
+//! development machine): takes a turn and replies with the user's own utterance (echo) or a
+//! fixed WAV. `pivox demo` and the tests talk to it, and it is the starting point for anyone
+//! writing a real server (see docs/protocol.md).
 //!
 //! Each connection is a task. Protocol mistakes by a client are answered with an `error`
 //! message and the connection stays up; a frame over the size limit closes it (1009).
@@ -17,11 +18,11 @@ use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message as WsMessage, http};
 
-use crate::audio::codec::{self, Codec, Decoder, Encoder, OpusSettings};
-use crate::audio::{CODEC_RATE, MAX_FRAME_SAMPLES};
-use crate::config::Secret;
-use crate::link::protocol::{self, AudioHeader, FrameError, HEADER_LEN, Message};
-use crate::session::TurnId;
+use pivox::audio::codec::{self, Codec, Decoder, Encoder, OpusSettings};
+use pivox::audio::{CODEC_RATE, MAX_FRAME_SAMPLES};
+use pivox::config::Secret;
+use pivox::link::protocol::{self, AudioHeader, FrameError, HEADER_LEN, Message};
+use pivox::session::TurnId;
 
 /// What the server answers a turn with.
 #[derive(Debug, Clone)]
