@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use crate::audio::codec::{Codec, OpusSettings};
 use crate::link::ServerSpec;
-pub use crate::secret::{Secret, read_token_file};
 use crate::session::Limits;
 
 mod document;

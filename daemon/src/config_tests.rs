@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use super::*;
 use crate::link::endpoint::Endpoint;
 use crate::link::homeassistant;
+use crate::secret::Secret;
 
 /// The connection settings of a config whose backend dials a server.
 fn endpoint(c: &Config) -> &Endpoint {

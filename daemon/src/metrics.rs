@@ -32,7 +32,7 @@ pub struct TurnClock {
 #[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct TurnMetrics {
     pub turn: TurnId,
-    pub outcome: String,
+    pub outcome: Outcome,
     pub press_to_first_frame_ms: Option<f64>,
     pub release_to_end_ms: Option<f64>,
     pub end_to_first_reply_ms: Option<f64>,
@@ -84,7 +84,7 @@ impl TurnClock {
         let jitter = self.jitter.as_ref();
         TurnMetrics {
             turn: self.turn,
-            outcome: format!("{outcome:?}"),
+            outcome,
             press_to_first_frame_ms: between(Some(self.pressed_at), self.first_frame_at),
             release_to_end_ms: between(self.released_at, self.end_sent_at),
             end_to_first_reply_ms: between(self.end_sent_at, self.first_reply_at),

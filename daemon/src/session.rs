@@ -85,8 +85,8 @@ pub enum Event {
     Tick(Instant),
 }
 
-/// How a turn ended, for metrics and for `--turns`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// How a turn ended, for metrics and for `--turns`; its name in the metrics is the variant's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
     /// The reply was played to the end.
     Completed,
@@ -123,6 +123,22 @@ pub enum Action {
 }
 
 impl Outcome {
+    /// The outcome's name, as the metrics and the turn's log line show it.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Outcome::Completed => "Completed",
+            Outcome::NoReply => "NoReply",
+            Outcome::TooShort => "TooShort",
+            Outcome::BargedIn => "BargedIn",
+            Outcome::LinkLost => "LinkLost",
+            Outcome::ReplyTimeout => "ReplyTimeout",
+            Outcome::ReplyStalled => "ReplyStalled",
+            Outcome::ReplyTooLong => "ReplyTooLong",
+            Outcome::ServerError => "ServerError",
+            Outcome::NotUnderstood => "NotUnderstood",
+        }
+    }
+
     /// Why the session itself ended a turn that failed, for that turn's one log line. `None`
     /// for outcomes that are no fault (completed, barge-in, too short, nothing heard, no reply)
     /// and for those whose cause is logged where it happens (a lost link, a server's error).
@@ -144,6 +160,19 @@ impl Outcome {
             | Outcome::BargedIn
             | Outcome::NotUnderstood => return None,
         })
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// An outcome is its name: what a metrics line or a test compares it with.
+impl PartialEq<&str> for Outcome {
+    fn eq(&self, name: &&str) -> bool {
+        self.as_str() == *name
     }
 }
 

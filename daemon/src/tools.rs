@@ -118,7 +118,7 @@ impl AudioCheck {
         };
         format!(
             "{:.1} s recorded: level {:.1} dBFS RMS, peak {:.1} dBFS, {} clipped sample(s): {advice}",
-            self.samples as f64 / 16_000.0,
+            self.samples as f64 / f64::from(crate::audio::CODEC_RATE),
             self.rms_dbfs,
             self.peak_dbfs,
             self.clipped

@@ -118,7 +118,7 @@ async fn failing_turn(scenario: Scenario, server: &str) -> (Vec<String>, Vec<Led
     let (report, probes) = run(config, None, Duration::from_millis(3_500)).await;
     let seen = ha.report();
     ha.stop().await;
-    (report.turns.iter().map(|t| t.outcome.clone()).collect(), probes.led.states(), seen)
+    (report.turns.iter().map(|t| t.outcome.to_string()).collect(), probes.led.states(), seen)
 }
 
 #[tokio::test]

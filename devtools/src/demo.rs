@@ -7,9 +7,12 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use pivox::audio::CODEC_RATE;
 use pivox::config::Config;
 use pivox::daemon::{self, Probes, RunOptions};
 use pivox::files;
+use pivox::session::Outcome;
+use pivox_hal::sim::WavMicrophone;
 
 use crate::server::{self, ServerOptions};
 
@@ -26,8 +29,8 @@ pub async fn run(out: &Path) -> Result<(), String> {
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let speech = dir.join("speech.wav");
     std::fs::write(&speech, SPEECH_WAV).map_err(|e| format!("{}: {e}", speech.display()))?;
-    let sample = hound::WavReader::open(&speech).map_err(|e| e.to_string())?.duration();
-    let release = PRESS_AFTER + Duration::from_secs_f64(f64::from(sample) / 16_000.0);
+    let sample = WavMicrophone::decode(SPEECH_WAV, "speech.wav", CODEC_RATE).map_err(|e| e.to_string())?.len();
+    let release = PRESS_AFTER + Duration::from_secs_f64(sample as f64 / f64::from(CODEC_RATE));
 
     let server = server::start(ServerOptions::echo(([127, 0, 0, 1], 0).into()))
         .await
@@ -45,7 +48,7 @@ pub async fn run(out: &Path) -> Result<(), String> {
     println!(
         "pivox demo: reference server on ws://{}; speech sample {:.2} s, button held {:.2}–{:.2} s",
         server.addr,
-        f64::from(sample) / 16_000.0,
+        sample as f64 / f64::from(CODEC_RATE),
         PRESS_AFTER.as_secs_f64(),
         release.as_secs_f64()
     );
@@ -72,7 +75,7 @@ pub async fn run(out: &Path) -> Result<(), String> {
     if let Some(u) = heard.first() {
         println!(
             "\nThe server heard {:.2} s of {} audio in {} frames ({} ms of it pre-roll).",
-            u.samples.len() as f64 / 16_000.0,
+            u.samples.len() as f64 / f64::from(CODEC_RATE),
             u.codec,
             u.frames,
             u.preroll_ms
@@ -83,7 +86,7 @@ pub async fn run(out: &Path) -> Result<(), String> {
     }
     check_reply(out, speaker.samples.len())?;
     println!("\nThe played reply (earcons included) is in {}", out.display());
-    if report.turns.iter().any(|t| t.outcome == "Completed") {
+    if report.turns.iter().any(|t| t.outcome == Outcome::Completed) {
         Ok(())
     } else {
         Err("the demo turn did not complete".into())
@@ -95,7 +98,8 @@ pub async fn run(out: &Path) -> Result<(), String> {
 fn check_reply(out: &Path, played: usize) -> Result<(), String> {
     let failed = |e: String| format!("--out: the reply was not written to {}: {e}", out.display());
     let bytes = files::read_bounded(out, REPLY_MAX).map_err(failed)?;
-    let written = hound::WavReader::new(bytes.as_slice()).map_err(|e| failed(e.to_string()))?.len() as usize;
+    let shown = out.display().to_string();
+    let written = WavMicrophone::decode(&bytes, &shown, CODEC_RATE).map_err(|e| failed(e.to_string()))?.len();
     if written < played {
         return Err(failed(format!("it holds {written} of the {played} samples played")));
     }
@@ -123,7 +127,7 @@ mod tests {
         assert!(err.starts_with("--out: the reply was not written to") && !err.contains('\n'), "{err}");
         std::fs::write(&out, SPEECH_WAV).unwrap();
         check_reply(&out, 100).unwrap();
-        let samples = hound::WavReader::new(SPEECH_WAV).unwrap().len() as usize;
+        let samples = WavMicrophone::decode(SPEECH_WAV, "speech.wav", CODEC_RATE).unwrap().len();
         assert!(check_reply(&out, samples + 1).unwrap_err().contains("samples played"));
     }
 }

@@ -9,9 +9,10 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use pivox::audio::codec::Codec;
-use pivox::config::Secret;
+use pivox::secret::read_token_file;
 use pivox_devtools::fake_ha::{self, FakeHaOptions};
 use pivox_devtools::server::{self, Reply, ServerOptions};
+use pivox_hal::sim::WavMicrophone;
 
 #[derive(Parser)]
 #[command(
@@ -102,29 +103,18 @@ fn serve_options(
     let reply = match reply_wav {
         None => Reply::Echo,
         Some(path) => {
-            let reader = hound::WavReader::open(&path).map_err(|e| format!("--reply-wav {}: {e}", path.display()))?;
-            let spec = reader.spec();
-            if (spec.channels, spec.sample_rate, spec.bits_per_sample) != (1, 16_000, 16) {
-                return Err(format!(
-                    "--reply-wav {}: must be 16 kHz mono 16-bit (sox IN.wav -r 16000 -c 1 -b 16 OUT.wav)",
-                    path.display()
-                ));
-            }
-            let samples = reader
-                .into_samples::<i16>()
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| format!("--reply-wav {}: {e}", path.display()))?;
+            // Read as the sim microphone reads its WAV: bounded, 16 kHz mono 16-bit, complete.
+            let shown = path.display().to_string();
+            let bytes = pivox::files::read_bounded(&path, WavMicrophone::MAX_FILE_BYTES)
+                .map_err(|e| format!("--reply-wav {shown}: {e}"))?;
+            let samples = WavMicrophone::decode(&bytes, &shown, pivox::audio::CODEC_RATE)
+                .map_err(|e| format!("--reply-wav: {e}"))?;
             Reply::Fixed(Arc::new(samples))
         }
     };
     let token = match token_file {
         None => None,
-        Some(path) => Some(Secret::new(
-            std::fs::read_to_string(&path)
-                .map_err(|e| format!("--token-file {}: {e}", path.display()))?
-                .trim()
-                .to_string(),
-        )),
+        Some(path) => Some(read_token_file(&path).map_err(|e| format!("--token-file: {e}"))?),
     };
     if let Some(dir) = &save_dir {
         std::fs::create_dir_all(dir).map_err(|e| format!("--save-dir {}: {e}", dir.display()))?;
@@ -133,7 +123,7 @@ fn serve_options(
 }
 
 fn fake_ha_options(listen: SocketAddr, token_file: &Path, reply: &Path) -> Result<FakeHaOptions, String> {
-    let token = pivox::config::read_token_file(token_file).map_err(|e| format!("--token-file: {e}"))?;
+    let token = read_token_file(token_file).map_err(|e| format!("--token-file: {e}"))?;
     let bytes = std::fs::read(reply).map_err(|e| format!("--reply {}: {e}", reply.display()))?;
     // Refuse a file pivox itself could not play, before any client asks for it.
     pivox::audio::media::decode_all(bytes.clone(), None).map_err(|e| format!("--reply {}: {e}", reply.display()))?;

@@ -20,8 +20,8 @@ use tokio_tungstenite::tungstenite::{Message as WsMessage, http};
 
 use pivox::audio::codec::{self, Codec, Decoder, Encoder, OpusSettings};
 use pivox::audio::{CODEC_RATE, MAX_FRAME_SAMPLES};
-use pivox::config::Secret;
 use pivox::link::protocol::{self, AudioHeader, FrameError, HEADER_LEN, Message};
+use pivox::secret::Secret;
 use pivox::session::TurnId;
 
 /// What the server answers a turn with.
@@ -349,17 +349,7 @@ impl Connection<'_> {
 }
 
 fn save_wav(path: &std::path::Path, samples: &[i16]) {
-    let spec = hound::WavSpec {
-        channels: 1,
-        sample_rate: CODEC_RATE,
-        bits_per_sample: 16,
-        sample_format: hound::SampleFormat::Int,
-    };
-    let written = hound::WavWriter::create(path, spec).and_then(|mut w| {
-        samples.iter().try_for_each(|s| w.write_sample(*s))?;
-        w.finalize()
-    });
-    if let Err(e) = written {
-        log::warn!("cannot save {}: {e}", path.display());
+    if let Err(e) = pivox_hal::sim::write_wav(path, CODEC_RATE, samples) {
+        log::warn!("{e}");
     }
 }

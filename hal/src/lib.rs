@@ -22,6 +22,10 @@ use std::time::{Duration, Instant};
 
 pub use error::{Error, ErrorKind, Result};
 
+/// The rate samples cross between the devices and the daemon, in both directions: 16 kHz
+/// wideband speech. The ALSA backends resample to and from it; the sim devices run at it.
+pub const STREAM_RATE: u32 = 16_000;
+
 /// A source of mono 16-bit samples at a fixed rate.
 pub trait Microphone: Send {
     /// Sample rate of the samples [`Microphone::read`] returns, in Hz.

@@ -13,7 +13,7 @@ pub mod preroll;
 use std::time::{Duration, Instant};
 
 /// The rate pivox streams at in both directions: 16 kHz wideband speech.
-pub const CODEC_RATE: u32 = 16_000;
+pub const CODEC_RATE: u32 = pivox_hal::STREAM_RATE;
 
 /// The longest frame pivox handles: 100 ms at 16 kHz (PCM frames up to 100 ms are allowed).
 pub const MAX_FRAME_SAMPLES: usize = 1_600;

@@ -100,7 +100,7 @@ pub(super) struct RawDevice {
 
 impl Default for RawDevice {
     fn default() -> Self {
-        Self { backend: String::new(), device: String::new(), sample_rate: 16_000, realtime: true }
+        Self { backend: String::new(), device: String::new(), sample_rate: crate::audio::CODEC_RATE, realtime: true }
     }
 }
 

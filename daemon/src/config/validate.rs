@@ -13,6 +13,7 @@ use std::sync::Arc;
 use super::document::Document;
 use super::raw::{RawAudio, RawButton, RawDevice, RawFile, RawKind, RawLed, RawOpus, RawPlayback, RawSession};
 use super::{AudioConfig, ButtonConfig, Config, DeviceConfig, LedConfig, PRESETS, PlaybackConfig};
+use crate::audio::CODEC_RATE;
 use crate::audio::codec::{Codec, OpusSettings};
 use crate::files;
 use crate::link::{BACKENDS, ServerSpec};
@@ -176,8 +177,8 @@ impl Document<'_> {
         });
         let mut device = d.device;
         if backend == "sim" {
-            self.check(d.sample_rate == 16_000, &format!("{kind}.sample_rate"), || {
-                "the sim devices run at 16000 Hz only".into()
+            self.check(d.sample_rate == CODEC_RATE, &format!("{kind}.sample_rate"), || {
+                format!("the sim devices run at {CODEC_RATE} Hz only")
             });
             device = self.sim_device(kind, device);
         }
@@ -263,7 +264,7 @@ impl Document<'_> {
         match files::read_bounded(path, WavMicrophone::MAX_FILE_BYTES) {
             Err(e) => self.report(key, format!("{}: {e}", shown(path))),
             Ok(bytes) => {
-                if let Err(e) = WavMicrophone::decode(&bytes, &shown(path), 16_000) {
+                if let Err(e) = WavMicrophone::decode(&bytes, &shown(path), CODEC_RATE) {
                     self.report(key, e.to_string());
                 }
             }

@@ -24,15 +24,16 @@ use bytes::{BufMut, BytesMut};
 
 use super::lifecycle::Events;
 use super::{AudioChunk, Event, TurnFailure, TurnId};
+use crate::audio::CODEC_RATE;
 use crate::audio::media::MediaDecoder;
 
 /// The largest reply pivox downloads: about 10 minutes of 32 kbit/s MP3.
 const MAX_DOWNLOAD: u64 = 8 * 1024 * 1024;
 /// A reply no longer than this (at 16 kHz) is cached: 30 s, 960 KB.
-const CACHE_MAX_SAMPLES: usize = 30 * 16_000;
+const CACHE_MAX_SAMPLES: usize = 30 * CODEC_RATE as usize;
 /// The cache holds at most this many replies, and this many samples in all (2 MB).
 const CACHE_ENTRIES: usize = 16;
-const CACHE_TOTAL_SAMPLES: usize = 64 * 16_000;
+const CACHE_TOTAL_SAMPLES: usize = 64 * CODEC_RATE as usize;
 
 /// One reply to fetch and play.
 pub struct Job {

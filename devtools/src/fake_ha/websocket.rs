@@ -300,7 +300,7 @@ fn finish_run(shared: &Arc<Shared>, index: usize, out: &Outbox) {
         send(event(id, "error", json!({"code": "timeout", "message": "Timeout running pipeline"})));
         return;
     }
-    let heard = format!("{:.1} seconds of speech", samples as f64 / 16_000.0);
+    let heard = format!("{:.1} seconds of speech", samples as f64 / f64::from(pivox::audio::CODEC_RATE));
     let answer = if options.vary_answer { format!("{} (run {id})", options.answer) } else { options.answer.clone() };
     send(event(id, "stt-end", json!({"stt_output": {"text": heard}})));
     send(event(

@@ -10,7 +10,7 @@ use crate::resample::Resampler;
 use crate::{Microphone, Result};
 
 /// The rate the daemon gets samples at.
-const OUTPUT_RATE: u32 = 16_000;
+const OUTPUT_RATE: u32 = crate::STREAM_RATE;
 
 pub struct AlsaMicrophone {
     device: String,

@@ -11,7 +11,7 @@ use crate::resample::Resampler;
 use crate::{Result, Speaker};
 
 /// The rate the daemon hands samples over at.
-const INPUT_RATE: u32 = 16_000;
+const INPUT_RATE: u32 = crate::STREAM_RATE;
 
 pub struct AlsaSpeaker {
     device: String,

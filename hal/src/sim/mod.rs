@@ -13,7 +13,7 @@ mod speaker;
 pub use button::{ScriptedButton, StdinButton, parse_script};
 pub use led::{LedProbe, SimLed};
 pub use mic::WavMicrophone;
-pub use speaker::{Handover, SimSpeaker, SpeakerLog, SpeakerProbe};
+pub use speaker::{Handover, SimSpeaker, SpeakerLog, SpeakerProbe, write_wav};
 
 use crate::backend::{ButtonSpec, LedSpec, MicSpec, SpeakerSpec};
 use crate::{Button, Led, Microphone, Result, Speaker};

@@ -93,20 +93,23 @@ impl SimSpeaker {
 
     fn save(&self) -> Result<()> {
         let Some(path) = &self.wav_path else { return Ok(()) };
-        let spec = hound::WavSpec {
-            channels: 1,
-            sample_rate: self.sample_rate,
-            bits_per_sample: 16,
-            sample_format: hound::SampleFormat::Int,
-        };
-        let failed = |e: hound::Error| Error::new(ErrorKind::Io, format!("sim speaker: cannot write {path}: {e}"));
-        let mut writer = hound::WavWriter::create(path, spec).map_err(failed)?;
         let log = self.probe.lock();
-        let mut samples = writer.get_i16_writer(log.samples.len() as u32);
-        log.samples.iter().for_each(|s| samples.write_sample(*s));
-        samples.flush().map_err(failed)?;
-        writer.finalize().map_err(failed)
+        write_wav(std::path::Path::new(path), self.sample_rate, &log.samples)
+            .map_err(|e| Error::new(e.kind(), format!("sim speaker: {e}")))
     }
+}
+
+/// Writes mono 16-bit samples as a WAV file (the sim speaker's recording, a server's saved
+/// utterance): pivox's one WAV writer.
+pub fn write_wav(path: &std::path::Path, sample_rate: u32, samples: &[i16]) -> Result<()> {
+    let spec =
+        hound::WavSpec { channels: 1, sample_rate, bits_per_sample: 16, sample_format: hound::SampleFormat::Int };
+    let failed = |e: hound::Error| Error::new(ErrorKind::Io, format!("cannot write {}: {e}", path.display()));
+    let mut writer = hound::WavWriter::create(path, spec).map_err(failed)?;
+    let mut out = writer.get_i16_writer(samples.len() as u32);
+    samples.iter().for_each(|s| out.write_sample(*s));
+    out.flush().map_err(failed)?;
+    writer.finalize().map_err(failed)
 }
 
 impl Speaker for SimSpeaker {

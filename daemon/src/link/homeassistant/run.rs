@@ -22,7 +22,7 @@ use crate::link::{Event, TurnId};
 /// timeout's `error` after its `run-end`).
 pub const RUN_END_GRACE: Duration = Duration::from_millis(300);
 /// Audio held for a run whose `run-start` has not come yet: 60 s of 16 kHz PCM.
-pub const MAX_HELD_AUDIO: usize = 60 * 32_000;
+pub const MAX_HELD_AUDIO: usize = 60 * 2 * crate::audio::CODEC_RATE as usize;
 
 /// What happens to the run.
 #[derive(Debug)]

@@ -14,7 +14,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use pivox::audio::CODEC_RATE;
 use pivox::metrics::TurnMetrics;
+use pivox::session::Outcome;
 
 /// Seconds from one soak turn's start to the next.
 pub const PERIOD: f64 = 1.5;
@@ -42,7 +44,9 @@ impl Soak {
 
 /// The reply the soak's server gives every turn: 0.3 s of a 440 Hz tone at 16 kHz.
 pub fn reply() -> Vec<i16> {
-    (0..4800).map(|i| ((i as f64 * 440.0 * std::f64::consts::TAU / 16_000.0).sin() * 8000.0) as i16).collect()
+    (0..4800)
+        .map(|i| ((i as f64 * 440.0 * std::f64::consts::TAU / f64::from(CODEC_RATE)).sin() * 8000.0) as i16)
+        .collect()
 }
 
 /// Runs `turns` soak turns of `pivox` against the server at `url`; files go in `dir`.
@@ -88,7 +92,7 @@ pub fn run(pivox: &Path, dir: &Path, url: &str, speech: &[i16], turns: usize) ->
     let completed = outcomes
         .lines()
         .filter_map(|l| serde_json::from_str::<TurnMetrics>(l).ok())
-        .filter(|t| t.outcome == "Completed")
+        .filter(|t| t.outcome == Outcome::Completed)
         .count();
     let figure = |f: fn(&Sample) -> u64| {
         let warm = samples.get(samples.len() / 10).map_or(0, f);
@@ -112,7 +116,7 @@ struct Sample {
 
 fn sample(pid: u32) -> Result<Sample, String> {
     let proc = PathBuf::from("/proc").join(pid.to_string());
-    let status = super::read_bounded(&proc.join("status"))?;
+    let status = super::idle::read_bounded(&proc.join("status"))?;
     let field = |key: &str| {
         status.lines().find_map(|l| l.strip_prefix(key)).and_then(|v| v.split_whitespace().next()?.parse().ok())
     };
@@ -126,14 +130,14 @@ fn sample(pid: u32) -> Result<Sample, String> {
 
 /// A WAV with half a second of speech at the start of every period, and the button script.
 fn microphone(dir: &Path, speech: &[i16], turns: usize) -> Result<(PathBuf, String), String> {
-    let period = (PERIOD * 16_000.0) as usize;
+    let period = (PERIOD * f64::from(CODEC_RATE)) as usize;
     let said = &speech[..speech.len().min(8_000)];
     let mut samples = vec![0i16; period * turns];
     for t in 0..turns {
         samples[t * period..t * period + said.len()].copy_from_slice(said);
     }
     let path = dir.join("soak-mic.wav");
-    super::write_wav(&path, &samples)?;
+    pivox_hal::sim::write_wav(&path, CODEC_RATE, &samples).map_err(|e| e.to_string())?;
     let script = (0..turns)
         .map(|t| {
             let start = t as f64 * PERIOD;
