@@ -115,6 +115,19 @@ fn unknown_keys_are_warned_about_with_their_line() {
 }
 
 #[test]
+fn a_key_of_another_server_kind_is_named_as_such() {
+    let text = MINIMAL.replace("[server]\n", "[server]\npipeline = \"01h\"\npiplene = 1\n");
+    let loaded = parse(&text).unwrap();
+    assert_eq!(
+        loaded.warnings,
+        [
+            "test.toml:3: server.piplene: unknown key, ignored (see docs/configuration.md)",
+            "test.toml:2: server.pipeline: a key of kind = \"homeassistant\", not used with kind = \"pivox\"; ignored",
+        ]
+    );
+}
+
+#[test]
 fn the_token_is_read_from_its_file_and_never_shown() {
     let dir = std::env::temp_dir().join(format!("pivox-token-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();

@@ -407,21 +407,23 @@ impl Session {
                 act(Action::TurnDone(turn, Outcome::NotUnderstood));
                 act(Action::Led(LedState::Idle));
             }
-            (state, Event::ServerError(t)) => {
-                let current = match state {
-                    State::Listening { turn, .. } | State::Waiting { turn, .. } | State::Playing { turn, .. } => {
-                        Some(turn)
-                    }
-                    State::Idle => None,
-                };
-                match current {
-                    Some(turn) if t.is_none() || t == Some(turn) => self.fail(turn, Outcome::ServerError, act),
-                    _ => act(Action::Earcon(Earcon::Error)),
-                }
-            }
+            (_, Event::ServerError(t)) => self.server_error(t, act),
             // Releases while not listening (after max length, a cancelled or failed turn),
             // ticks before a deadline, and events for turns that are no longer current.
             _ => {}
+        }
+    }
+
+    /// An error for the current turn (or the connection) fails it; one for an old turn is
+    /// only heard.
+    fn server_error(&mut self, of: Option<TurnId>, act: &mut impl FnMut(Action)) {
+        let current = match self.state {
+            State::Listening { turn, .. } | State::Waiting { turn, .. } | State::Playing { turn, .. } => Some(turn),
+            State::Idle => None,
+        };
+        match current {
+            Some(turn) if of.is_none() || of == Some(turn) => self.fail(turn, Outcome::ServerError, act),
+            _ => act(Action::Earcon(Earcon::Error)),
         }
     }
 

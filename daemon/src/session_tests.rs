@@ -326,3 +326,40 @@ fn a_reply_without_audio_for_the_turn_is_no_reply() {
     s.handle(Event::ReplyEnded(1));
     assert_eq!(s.handle(Event::PlaybackFinished(1))[0], Action::TurnDone(1, Outcome::NoReply));
 }
+
+#[test]
+fn a_failed_turn_shows_the_error_for_a_while_then_the_idle_light() {
+    let (mut s, t0) = connected();
+    s.handle(Event::Pressed(t0));
+    s.handle(Event::Released(ms(t0, 1000)));
+    let out = s.handle(Event::ServerError(Some(1)));
+    assert_eq!(out.last(), Some(&Action::Led(LedState::Error)));
+    assert_eq!(s.after_error(), Some((ERROR_SHOWN, LedState::Idle)));
+}
+
+#[test]
+fn a_device_fault_shows_the_error_then_the_light_of_what_the_session_is_doing() {
+    let (mut s, t0) = connected();
+    s.handle(Event::Pressed(t0));
+    assert_eq!(s.handle(Event::DeviceFault).as_slice(), [Action::Led(LedState::Error)]);
+    assert_eq!(s.after_error(), Some((ERROR_SHOWN, LedState::Listening)), "still listening");
+    assert_eq!(s.state(), State::Listening { turn: 1, since: t0 }, "a retried device does not end the turn");
+}
+
+#[test]
+fn refused_credentials_keep_the_error_light_until_the_link_is_up() {
+    let (mut s, t0) = connected();
+    s.handle(Event::Pressed(t0));
+    let out = s.handle(Event::CredentialsRefused);
+    assert!(out.contains(&Action::TurnDone(1, Outcome::LinkLost)), "{out:?}");
+    assert_eq!(out.last(), Some(&Action::Led(LedState::Error)));
+    assert_eq!(s.after_error(), None, "the error stays");
+    // A press while refused: the error tones, and the error light, not "disconnected".
+    let press = s.handle(Event::Pressed(ms(t0, 5000)));
+    assert_eq!(press.as_slice(), [Action::Earcon(Earcon::Error), Action::Led(LedState::Error)]);
+    // The link coming back (a new token) ends it.
+    assert_eq!(s.handle(Event::LinkUp).as_slice(), [Action::Earcon(Earcon::Reconnected), Action::Led(LedState::Idle)]);
+    assert_eq!(s.after_error(), Some((ERROR_SHOWN, LedState::Idle)));
+    // A later plain failure to connect is "disconnected" again, not an error.
+    assert_eq!(s.handle(Event::LinkDown).as_slice(), [Action::Led(LedState::Disconnected)]);
+}

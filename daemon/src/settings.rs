@@ -14,6 +14,8 @@ pub trait Checker {
     fn report(&self, key: &str, message: String);
     /// Records a key nobody reads (warned about, ignored).
     fn unknown(&self, key: String);
+    /// Records a key this configuration does not use, and why (warned about, ignored).
+    fn unused(&self, key: String, why: String);
     /// A section that could not be read at all: its defaults are not checked as if written.
     fn unreadable(&self, section: &str);
     /// A path from the file: relative ones are relative to the file's folder.
@@ -73,10 +75,42 @@ impl Section {
         })
     }
 
-    /// The keys no part read are reported as unknown.
-    pub fn finish(self, checker: &dyn Checker) {
-        for key in self.unread.unwrap_or_default() {
-            checker.unknown(format!("{}.{key}", self.name));
+    /// The keys no part has read so far.
+    pub fn unread(&self) -> BTreeSet<String> {
+        self.unread.clone().unwrap_or_else(|| self.table.keys().cloned().collect())
+    }
+
+    /// The table as written, for trying who else would read it.
+    pub fn table(&self) -> &toml::Table {
+        &self.table
+    }
+
+    /// The keys no part read are warned about: as another's key when `owner` names whose it
+    /// is, as unknown otherwise.
+    pub fn finish(self, checker: &dyn Checker, owner: impl Fn(&str) -> Option<String>) {
+        for key in self.unread() {
+            let dotted = format!("{}.{key}", self.name);
+            match owner(&key) {
+                Some(why) => checker.unused(dotted, why),
+                None => checker.unknown(dotted),
+            }
         }
+    }
+}
+
+/// A checker that records nothing and looks at no file: for finding out which keys a part
+/// would read.
+pub struct Silent;
+
+impl Checker for Silent {
+    fn report(&self, _: &str, _: String) {}
+    fn unknown(&self, _: String) {}
+    fn unused(&self, _: String, _: String) {}
+    fn unreadable(&self, _: &str) {}
+    fn path(&self, value: &str) -> PathBuf {
+        PathBuf::from(value)
+    }
+    fn files_are_here(&self) -> bool {
+        false
     }
 }

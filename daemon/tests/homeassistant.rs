@@ -173,6 +173,19 @@ async fn a_rejected_token_is_not_retried_and_shows_the_error_light() {
 }
 
 #[tokio::test]
+async fn the_error_light_of_a_rejected_token_stays_past_the_error_time() {
+    // No press: nothing but the refusal sets the LED, and it must still show the error well
+    // after the 2 s an ordinary error shows for (docs/homeassistant.md: "it stays").
+    let ha = fake(Scenario::Answer, |_| {}).await;
+    let config = ha_config(&ha.url(), "not-the-token", "", "");
+    let (_, probes) = run(config, None, Duration::from_millis(3_500)).await;
+    ha.stop().await;
+    let leds = probes.led.states();
+    assert_eq!(last_shown(&leds), Some(LedState::Error), "{leds:?}");
+    assert!(!leds.contains(&LedState::Idle), "never back to idle while refused: {leds:?}");
+}
+
+#[tokio::test]
 async fn a_streamed_answer_is_fetched_as_soon_as_home_assistant_starts_the_stream() {
     let ha = fake(Scenario::Answer, |o| o.streaming_lead = Some(Duration::from_millis(400))).await;
     let config = ha_config(&ha.url(), TOKEN, "press 0.25, release 1.5", "");

@@ -84,7 +84,8 @@ async fn tls_front(
 fn params(url: String, ca_file: &Path) -> (pivox::config::Config, LinkParams) {
     let text = config_text(&url, "", "").replace("[server]\n", &format!("[server]\nca_file = {:?}\n", ca_file));
     let config = pivox::config::Config::parse(&text, "test.toml", Path::new(".")).unwrap().config;
-    let params = LinkParams { codecs: vec![Codec::Opus], frame_ms: 20, session: config.session };
+    let longest_turn = config.session.max_turn + config.session.reply_timeout;
+    let params = LinkParams { codecs: vec![Codec::Opus], frame_ms: 20, longest_turn };
     (config, params)
 }
 

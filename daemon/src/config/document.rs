@@ -33,6 +33,8 @@ pub(super) struct Document<'a> {
     keys: HashMap<String, KeyAt>,
     problems: RefCell<Vec<ConfigError>>,
     unknown: RefCell<Vec<String>>,
+    /// Keys the file's choices leave unused (another server kind's), and why.
+    unused: RefCell<Vec<(String, String)>>,
     /// Sections that could not be read: their defaults are not checked as if written.
     unreadable: RefCell<Vec<String>>,
 }
@@ -48,8 +50,8 @@ impl<'a> Document<'a> {
         let lines = Lines::new(text);
         let mut keys = HashMap::new();
         index(root, "", &lines, &mut keys);
-        let (problems, unknown, unreadable) = Default::default();
-        Self { file, base, files, lines, keys, problems, unknown, unreadable }
+        let (problems, unknown, unused, unreadable) = Default::default();
+        Self { file, base, files, lines, keys, problems, unknown, unused, unreadable }
     }
 
     /// Whether the files the config names should exist on this machine (see [`Files`]).
@@ -161,6 +163,8 @@ impl<'a> Document<'a> {
         if unknown.len() > MAX_REPORTED {
             warnings.push(format!("{}: {} more unknown keys, ignored", self.file, unknown.len() - MAX_REPORTED));
         }
+        // At most a handful: only the keys of the other server kinds.
+        warnings.extend(self.unused.take().iter().map(|(key, why)| self.error(key, None, why).to_string()));
         let problems = self.problems.take();
         if problems.is_empty() { Ok(Loaded { config, warnings }) } else { Err(ConfigErrors::new(problems, warnings)) }
     }
@@ -173,6 +177,10 @@ impl Checker for Document<'_> {
 
     fn unknown(&self, key: String) {
         self.unknown.borrow_mut().push(key);
+    }
+
+    fn unused(&self, key: String, why: String) {
+        self.unused.borrow_mut().push((key, why));
     }
 
     fn unreadable(&self, section: &str) {

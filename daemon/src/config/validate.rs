@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use pivox_hal::backend::Pull;
 use pivox_hal::sim::WavMicrophone;
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use super::document::Document;
@@ -18,7 +19,7 @@ use crate::audio::codec::{Codec, OpusSettings};
 use crate::files;
 use crate::link::{BACKENDS, ServerSpec};
 use crate::session::Limits;
-use crate::settings::Section;
+use crate::settings::{Section, Silent};
 use crate::text::{QUOTE_CHARS, quote, shorten};
 
 /// A value from the file, quoted for a message.
@@ -91,7 +92,21 @@ impl Document<'_> {
         });
         let _: RawKind = section.part(self);
         let spec = (row.settings)(&mut section, self);
-        section.finish(self);
+        // A key another backend reads is named as such, not as unknown.
+        let others: Vec<(&str, BTreeSet<String>)> = BACKENDS
+            .iter()
+            .filter(|other| other.kind != row.kind)
+            .map(|other| {
+                let mut probe = Section::new("server", section.table().clone());
+                (other.settings)(&mut probe, &Silent);
+                (other.kind, probe.unread())
+            })
+            .collect();
+        let kind = row.kind;
+        section.finish(self, |key| {
+            let owner = others.iter().find(|(_, unread)| !unread.contains(key))?.0;
+            Some(format!("a key of kind = \"{owner}\", not used with kind = \"{kind}\"; ignored"))
+        });
         spec
     }
 

@@ -2,7 +2,7 @@
 //! loop that feeds the session state machine and carries out the actions it returns.
 //!
 //! Shutdown order (SIGINT, SIGTERM, SIGHUP, `--turns` reached): stop capture, close the link
-//! (its reply downloads joined), stop playback, LED off, join the device threads — all within
+//! and join its helper threads (reply downloads), stop playback, LED off, join the device threads — all within
 //! one [`SHUTDOWN_LIMIT`], well inside systemd's stop timeout; a thread still running at the
 //! deadline is named in the log. SIGHUP asks for a reload: the run ends the same way with
 //! [`RunReport::reload`] set, and the caller starts it again with the config read anew
@@ -96,13 +96,14 @@ struct Queues {
 pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, String> {
     let stop_devices = Arc::new(AtomicBool::new(false));
     let dropped = Arc::new(AtomicU64::new(0));
-    let (devices, led, playback, mut queues) = start_devices(&config, &options, &stop_devices, &dropped)?;
+    // The link first: a link that cannot start leaves no device thread behind.
     let link = config.server.spawn(LinkParams {
         codecs: config.audio.codecs.clone(),
         frame_ms: config.audio.frame_ms,
-        session: config.session,
+        longest_turn: config.session.max_turn + config.session.reply_timeout,
     })?;
-    let link::LinkHandle { commands, events: mut link_events, counters, task } = link;
+    let (devices, led, playback, mut queues) = start_devices(&config, &options, &stop_devices, &dropped)?;
+    let link::LinkHandle { commands, events: mut link_events, counters, task, helpers } = link;
     let frame_samples = codec::frame_samples(config.audio.frame_ms);
     let preroll_frames = (config.audio.preroll_ms / config.audio.frame_ms) as usize;
     let mut daemon = Daemon {
@@ -147,7 +148,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
     let Daemon { uplink, playback, led, report, .. } = daemon;
     drop(uplink);
     drop(link_events);
-    link::join(task, LINK_CLOSE_LIMIT).await;
+    link::join(task, LINK_CLOSE_LIMIT.min(deadline.saturating_duration_since(Instant::now()))).await;
+    helpers.join_by(deadline);
     let _ = playback.try_send(PlaybackCommand::Stop);
     drop(playback);
     let _ = led.send(LedShow::steady(LedState::Off));

@@ -14,7 +14,6 @@
 //!   connection is one warning naming the server and why.
 
 use std::future::Future;
-use std::time::Instant;
 
 use tokio::sync::mpsc;
 
@@ -92,15 +91,23 @@ pub trait Backend: Send + 'static {
 
     /// The server refused pivox's credentials (`reason`): waits until trying again can help
     /// (Home Assistant: the token file holds a new token). False: the link was closed meanwhile.
-    fn refused(&mut self, reason: &str, commands: &mut mpsc::Receiver<Command>) -> impl Future<Output = bool> + Send;
+    /// By default the same credentials cannot succeed: the link waits to be closed (a restart
+    /// with a new config). A backend that never reports [`Failure::Refused`] keeps this.
+    fn refused(&mut self, reason: &str, commands: &mut mpsc::Receiver<Command>) -> impl Future<Output = bool> + Send {
+        log::error!(
+            "{} refused pivox's credentials ({reason}); not retrying: fix the config and restart pivox",
+            self.describe()
+        );
+        async move {
+            drain_until_closed(commands).await;
+            false
+        }
+    }
 
-    /// The link is closing for good: whatever the backend runs besides (reply downloads)
-    /// stops, joined by `deadline`.
-    fn close(&mut self, deadline: Instant);
+    /// The link is closing for good: whatever the backend runs besides (reply downloads) is
+    /// told to stop, without waiting (the daemon joins those threads: [`super::Helpers`]).
+    fn close(&mut self);
 }
-
-/// How long [`Backend::close`] may take.
-const CLOSE_LIMIT: std::time::Duration = std::time::Duration::from_millis(800);
 
 /// Runs a link until the session drops its command sender.
 pub async fn run<B: Backend>(mut backend: B, mut commands: mpsc::Receiver<Command>, events: Events, mut retry: Retry) {
@@ -152,7 +159,7 @@ pub async fn run<B: Backend>(mut backend: B, mut commands: mpsc::Receiver<Comman
             break;
         }
     }
-    backend.close(Instant::now() + CLOSE_LIMIT);
+    backend.close();
 }
 
 /// Says the first of a run of failed attempts; repeats of it go to debug so the journal stays

@@ -49,7 +49,7 @@ impl Backend for Scripted {
         drain_until(tokio::time::sleep(self.fixed.0), commands).await && self.fixed.1
     }
 
-    fn close(&mut self, _deadline: std::time::Instant) {
+    fn close(&mut self) {
         let _ = self.closed.send(());
     }
 }

@@ -15,8 +15,8 @@ pub mod reply;
 pub mod socket;
 pub mod tls;
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use std::time::Duration;
@@ -176,8 +176,9 @@ impl Counters {
 pub struct LinkParams {
     pub codecs: Vec<Codec>,
     pub frame_ms: u32,
-    /// The session's limits (Home Assistant is told how long a run may take).
-    pub session: crate::session::Limits,
+    /// The longest a turn may take from the press to the start of its reply (the session's
+    /// longest turn plus its reply timeout): Home Assistant is told a run may take this long.
+    pub longest_turn: Duration,
 }
 
 /// A backend's checked settings: what `pivox run` builds its link from.
@@ -214,6 +215,65 @@ pub struct LinkHandle {
     pub events: mpsc::Receiver<Event>,
     pub counters: Arc<Counters>,
     pub task: tokio::task::JoinHandle<()>,
+    /// The threads the link runs besides its task, for the caller to stop and join.
+    pub helpers: Helpers,
+}
+
+/// What a backend is wired to: where its events go, its byte counters, its helper threads.
+pub struct Wiring {
+    pub events: Events,
+    pub counters: Arc<Counters>,
+    pub helpers: Helpers,
+}
+
+/// The threads a link runs besides its task (reply downloads). The daemon stops and joins
+/// them within its shutdown deadline — also when the link task itself had to be aborted.
+#[derive(Clone, Default)]
+pub struct Helpers(Arc<Mutex<Vec<Helper>>>);
+
+struct Helper {
+    name: String,
+    cancel: Arc<AtomicBool>,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl Helpers {
+    /// Registers a thread that stops soon after `cancel` is set; finished ones are joined now.
+    pub fn add(&self, name: String, cancel: Arc<AtomicBool>, handle: std::thread::JoinHandle<()>) {
+        let mut helpers = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        helpers.push(Helper { name, cancel, handle });
+        join_finished(&mut helpers);
+    }
+
+    pub fn cancel_all(&self) {
+        let helpers = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        helpers.iter().for_each(|h| h.cancel.store(true, Ordering::Relaxed));
+    }
+
+    /// Stops every thread and joins it, waiting until `deadline` at most; one still running
+    /// then (blocked in a read) is named in the log and left to end with the process.
+    pub fn join_by(&self, deadline: Instant) {
+        self.cancel_all();
+        let mut helpers = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        while helpers.iter().any(|h| !h.handle.is_finished()) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        join_finished(&mut helpers);
+        for helper in helpers.iter() {
+            log::warn!("{} did not stop in time; leaving it", helper.name);
+        }
+    }
+}
+
+fn join_finished(helpers: &mut Vec<Helper>) {
+    let (done, running): (Vec<Helper>, Vec<Helper>) =
+        std::mem::take(helpers).into_iter().partition(|h| h.handle.is_finished());
+    *helpers = running;
+    for helper in done {
+        if helper.handle.join().is_err() {
+            log::error!("{} panicked", helper.name);
+        }
+    }
 }
 
 /// Waits for a link task to close its connection once every command sender is dropped;
@@ -234,13 +294,14 @@ pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Starts a backend on the shared [`lifecycle`]: its channels, byte counters and task.
 pub fn start<B: lifecycle::Backend>(
     retry: crate::backoff::Retry,
-    make: impl FnOnce(Events, Arc<Counters>) -> Result<B, String>,
+    make: impl FnOnce(Wiring) -> Result<B, String>,
 ) -> Result<LinkHandle, String> {
     let (commands, command_rx) = mpsc::channel(256);
     let (event_tx, events) = mpsc::channel(1024);
-    let counters = Arc::new(Counters::default());
+    let (counters, helpers) = (Arc::new(Counters::default()), Helpers::default());
     let link_events = Events::new(event_tx);
-    let backend = make(link_events.clone(), counters.clone())?;
+    let wiring = Wiring { events: link_events.clone(), counters: counters.clone(), helpers: helpers.clone() };
+    let backend = make(wiring)?;
     let task = tokio::spawn(lifecycle::run(backend, command_rx, link_events, retry));
-    Ok(LinkHandle { commands, events, counters, task })
+    Ok(LinkHandle { commands, events, counters, task, helpers })
 }

@@ -59,9 +59,10 @@ impl ServerSpec for Settings {
         let connector = super::tls::connector(&self.server)?;
         let server = self.server.clone();
         let retry = Retry::new(server.reconnect_min, server.reconnect_max);
-        super::start(retry, |events, counters| {
+        super::start(retry, |wiring| {
             let arena = BytesMut::with_capacity(16 * 1024);
-            Ok(Link { server, params, connector, events, counters, arena, last_turn: None })
+            let (events, counters) = (wiring.events, wiring.counters);
+            Ok(Link { server, params, connector, events, counters, arena, turns: [None; 2] })
         })
     }
 
@@ -82,8 +83,9 @@ struct Link {
     counters: Arc<Counters>,
     /// Outgoing audio frames (header + packet) are carved from here, not allocated one by one.
     arena: BytesMut,
-    /// The last turn started: reply frames carry only its low 8 bits.
-    last_turn: Option<TurnId>,
+    /// The last two turns started, newest first: reply frames carry only the low 8 bits of
+    /// their turn, and frames of a turn just barged in on may still be on their way.
+    turns: [Option<TurnId>; 2],
 }
 
 /// What to report once a message is written.
@@ -120,14 +122,7 @@ impl lifecycle::Backend for Link {
         ended
     }
 
-    async fn refused(&mut self, reason: &str, commands: &mut mpsc::Receiver<Command>) -> bool {
-        // A token the server refused stays refused: back off as after any failed attempt.
-        log::warn!("cannot connect to {}: {reason}; retrying", self.server.url);
-        let pause = self.server.reconnect_max;
-        lifecycle::drain_until(tokio::time::sleep(pause), commands).await
-    }
-
-    fn close(&mut self, _deadline: Instant) {}
+    fn close(&mut self) {}
 }
 
 impl Link {
@@ -274,7 +269,7 @@ impl Link {
         Some(match command {
             Command::StartTurn { turn, preroll_ms } => {
                 *audio = TurnAudio { turn: Some(turn), frames: 0 };
-                self.last_turn = Some(turn);
+                self.turns = [Some(turn), self.turns[0]];
                 (WsMessage::text(Message::TurnStart { turn, preroll_ms }.to_json()), None)
             }
             Command::Audio(AudioChunk { turn, seq, timestamp, payload }) => {
@@ -312,22 +307,24 @@ impl Link {
                 self.counters.bytes_down.fetch_add(from_server(frame.len()), Ordering::Relaxed);
                 let at = Instant::now();
                 match AudioHeader::parse(&frame) {
-                    Ok((header, _)) => match self.last_turn.filter(|t| AudioHeader::tag(*t) == header.turn_tag) {
-                        Some(turn) => {
-                            let payload = frame.slice(HEADER_LEN..);
-                            let chunk = AudioChunk { turn, seq: header.seq, timestamp: header.timestamp, payload };
-                            self.events.emit(Event::ReplyAudio { chunk, at }).await;
-                        }
-                        None => {
-                            if let Some(before) = bad_frames.occur(at) {
-                                log::warn!(
-                                    "server sent audio for turn tag {}, a turn pivox did not start; dropped{}",
-                                    header.turn_tag,
-                                    more(before)
-                                );
+                    Ok((header, _)) => {
+                        match self.turns.into_iter().flatten().find(|t| AudioHeader::tag(*t) == header.turn_tag) {
+                            Some(turn) => {
+                                let payload = frame.slice(HEADER_LEN..);
+                                let chunk = AudioChunk { turn, seq: header.seq, timestamp: header.timestamp, payload };
+                                self.events.emit(Event::ReplyAudio { chunk, at }).await;
+                            }
+                            None => {
+                                if let Some(before) = bad_frames.occur(at) {
+                                    log::warn!(
+                                        "server sent audio for turn tag {}, a turn pivox did not start; dropped{}",
+                                        header.turn_tag,
+                                        more(before)
+                                    );
+                                }
                             }
                         }
-                    },
+                    }
                     Err(e) => {
                         if let Some(before) = bad_frames.occur(at) {
                             log::warn!("server sent a bad audio frame: {e}{}", more(before));

@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use bytes::{BufMut, BytesMut};
 
 use super::lifecycle::Events;
-use super::{AudioChunk, Event, TurnFailure, TurnId};
+use super::{AudioChunk, Event, Helpers, TurnFailure, TurnId};
 use crate::audio::CODEC_RATE;
 use crate::audio::media::MediaDecoder;
 
@@ -71,15 +71,21 @@ impl Default for Timeouts {
     }
 }
 
-/// Starts a download thread per reply; events go straight to the link's event queue.
+/// Starts a download thread per reply; events go straight to the link's event queue. The
+/// threads are registered with the link's [`Helpers`], which the daemon stops and joins.
 pub struct Fetcher {
     worker: Arc<Worker>,
-    /// The download threads not yet joined (finished ones are joined at the next fetch).
-    threads: Vec<(TurnId, Arc<AtomicBool>, std::thread::JoinHandle<()>)>,
+    helpers: Helpers,
 }
 
 impl Fetcher {
-    pub fn spawn(tls: Option<ureq::tls::TlsConfig>, timeouts: Timeouts, frame_samples: usize, events: Events) -> Self {
+    pub fn spawn(
+        tls: Option<ureq::tls::TlsConfig>,
+        timeouts: Timeouts,
+        frame_samples: usize,
+        events: Events,
+        helpers: Helpers,
+    ) -> Self {
         let mut config = ureq::Agent::config_builder()
             .timeout_connect(Some(timeouts.connect))
             .timeout_recv_response(Some(timeouts.response))
@@ -92,49 +98,23 @@ impl Fetcher {
         let agent = ureq::Agent::new_with_config(config.build());
         let cache = std::sync::Mutex::new(ReplyCache::default());
         let worker = Arc::new(Worker { agent, frame_samples, events, cache, first_audio: timeouts.first_audio });
-        Self { worker, threads: Vec::new() }
+        Self { worker, helpers }
     }
 
     /// Fetches and plays `job` on a thread of its own. A reply still downloading for an older
     /// turn has been cancelled by the link and ends at its next read.
-    pub fn fetch(&mut self, job: Job) {
-        self.join_finished();
+    pub fn fetch(&self, job: Job) {
         let worker = self.worker.clone();
         let (turn, cancel) = (job.turn, job.cancel.clone());
         match std::thread::Builder::new().name("reply-fetch".into()).spawn(move || worker.play(job)) {
-            Ok(handle) => self.threads.push((turn, cancel, handle)),
+            Ok(handle) => self.helpers.add(format!("turn {turn}'s reply download"), cancel, handle),
             Err(e) => log::error!("turn {turn}: cannot start a thread for the reply download: {e}"),
-        }
-    }
-
-    fn join_finished(&mut self) {
-        let (done, running) = std::mem::take(&mut self.threads).into_iter().partition(|(.., h)| h.is_finished());
-        self.threads = running;
-        for (turn, _, handle) in done {
-            if handle.join().is_err() {
-                log::error!("turn {turn}: the reply download thread panicked");
-            }
         }
     }
 
     /// Stops every download still running (each ends at its next read).
     pub fn cancel_all(&self) {
-        for (_, cancel, _) in &self.threads {
-            cancel.store(true, Ordering::Relaxed);
-        }
-    }
-
-    /// Stops every download and joins its thread, waiting until `deadline` at most; a thread
-    /// still blocked in a read then is named and left to end with the process.
-    pub fn close(&mut self, deadline: Instant) {
-        self.cancel_all();
-        while self.threads.iter().any(|(.., h)| !h.is_finished()) && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        self.join_finished();
-        for (turn, ..) in &self.threads {
-            log::warn!("turn {turn}: the reply download did not stop in time; leaving it");
-        }
+        self.helpers.cancel_all();
     }
 }
 

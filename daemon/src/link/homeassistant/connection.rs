@@ -42,6 +42,8 @@ struct Connection {
     write_limit: Duration,
     /// Messages pivox cannot use: the first is logged, the rest counted.
     bad: Repeats,
+    /// The runs' actions, one buffer lent to every input.
+    actions: Vec<Action>,
 }
 
 impl Connection {
@@ -67,6 +69,7 @@ pub(super) async fn serve(link: &mut Link, socket: Socket, commands: &mut mpsc::
         arena: BytesMut::with_capacity(16 * 1024),
         write_limit: server.ping_timeout,
         bad: Repeats::default(),
+        actions: Vec::with_capacity(8),
     };
     let mut ping = tokio::time::interval(server.ping_interval);
     ping.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -157,13 +160,12 @@ impl Link {
             .as_ref()
             .filter(|(_, at)| at.elapsed() < settings.conversation_timeout)
             .map(|(id, _)| id.as_str());
-        let limits = &self.params.session;
         let options = RunOptions {
             pipeline: settings.pipeline.as_deref(),
             conversation_id: conversation,
             device_id: settings.device_id.as_deref(),
             server_vad: settings.server_vad,
-            timeout_s: (limits.max_turn + limits.reply_timeout).as_secs().max(1) as u32 + 1,
+            timeout_s: self.params.longest_turn.as_secs().max(1) as u32 + 1,
         };
         let message = messages::run(id, CODEC_RATE, &options);
         conn.runs.push(Tracked { run: Run::new(id, turn), cancel: Arc::new(AtomicBool::new(false)) });
@@ -181,16 +183,21 @@ impl Link {
 
     /// Gives the run at `index` an input and carries out what it asks.
     async fn feed(&mut self, conn: &mut Connection, index: usize, input: Input) -> Result<(), String> {
-        let actions = conn.runs[index].run.handle(input, Instant::now());
+        let mut actions = std::mem::take(&mut conn.actions);
+        conn.runs[index].run.handle(input, Instant::now(), &mut actions);
         let mut done = false;
-        for action in actions {
+        let mut result = Ok(());
+        for action in actions.drain(..) {
+            if result.is_err() {
+                continue;
+            }
             match action {
                 Action::Write { handler, payload } => {
                     conn.arena.reserve(1 + payload.len());
                     conn.arena.put_u8(handler);
                     conn.arena.put_slice(&payload);
                     let frame = conn.arena.split().freeze();
-                    self.send(conn, WsMessage::Binary(frame)).await?;
+                    result = self.send(conn, WsMessage::Binary(frame)).await;
                 }
                 Action::Emit(event) => self.events.emit(event).await,
                 Action::FetchReply { tts, key } => self.fetch_reply(conn, index, tts, key).await,
@@ -207,6 +214,8 @@ impl Link {
                 Action::Done => done = true,
             }
         }
+        conn.actions = actions;
+        result?;
         if done {
             conn.runs.remove(index);
         }

@@ -36,7 +36,7 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use super::endpoint::{Endpoint, UrlRule};
 use super::lifecycle::{self, Connected, Ended, Events, Failure};
-use super::{CONNECT_TIMEOUT, Command, Counters, LinkHandle, LinkParams, ServerSpec, Socket, reply, socket};
+use super::{CONNECT_TIMEOUT, Command, Counters, LinkHandle, LinkParams, ServerSpec, Socket, Wiring, reply, socket};
 use crate::audio::codec::{self, Codec};
 use crate::backoff::Retry;
 use crate::secret::{Secret, read_token_file};
@@ -146,8 +146,10 @@ impl ServerSpec for Settings {
         let frame_samples = codec::frame_samples(params.frame_ms);
         let settings = self.clone();
         let retry = Retry::new(self.server.reconnect_min, self.server.reconnect_max);
-        super::start(retry, |events, counters| {
-            let fetcher = reply::Fetcher::spawn(http_tls, reply::Timeouts::default(), frame_samples, events.clone());
+        super::start(retry, |wiring| {
+            let Wiring { events, counters, helpers } = wiring;
+            let fetcher =
+                reply::Fetcher::spawn(http_tls, reply::Timeouts::default(), frame_samples, events.clone(), helpers);
             Ok(Link { settings, params, connector, token, http_base, events, counters, fetcher, conversation: None })
         })
     }
@@ -255,8 +257,9 @@ impl lifecycle::Backend for Link {
         }
     }
 
-    fn close(&mut self, deadline: Instant) {
-        self.fetcher.close(deadline);
+    fn close(&mut self) {
+        // The daemon joins the download threads (LinkHandle::helpers) within its deadline.
+        self.fetcher.cancel_all();
     }
 }
 

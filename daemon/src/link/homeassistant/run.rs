@@ -86,7 +86,8 @@ pub enum Action {
     Done,
 }
 
-/// The actions one input produced; a few at most, but held audio comes out in one go.
+/// The actions one input produced; a few at most, but held audio comes out in one go. The
+/// connection lends one buffer for every input, so the audio path allocates nothing per frame.
 pub type Actions = Vec<Action>;
 
 #[derive(Debug)]
@@ -163,15 +164,17 @@ impl Run {
         }
     }
 
-    pub fn handle(&mut self, input: Input, now: Instant) -> Actions {
-        let mut out = Actions::new();
+    /// Takes one input; the actions it produces are appended to `out`.
+    pub fn handle(&mut self, input: Input, now: Instant, out: &mut Actions) {
         match input {
-            Input::Audio(payload) => self.audio(payload, now, &mut out),
+            Input::Audio(payload) => self.audio(payload, now, out),
             Input::EndAudio => {
                 self.end_wanted = true;
-                self.close_audio(now, &mut out);
+                self.close_audio(now, out);
             }
             Input::Cancel => {
+                // A run HA has already ended is over once nobody waits for its late error.
+                let ended = matches!(self.answer, Answer::Quiet(_));
                 self.answer = Answer::Abandoned;
                 out.push(Action::StopReply);
                 // HA cannot cancel a run; ending its audio lets it finish instead of waiting
@@ -180,24 +183,27 @@ impl Run {
                 if let Audio::Held { packets, .. } = &mut self.audio {
                     packets.clear();
                 }
-                self.close_audio(now, &mut out);
+                self.close_audio(now, out);
+                if ended {
+                    out.push(Action::Done);
+                }
             }
             Input::Started { handler: Err(message), .. } => {
-                self.fail(ErrorData { code: "no-stt".into(), message }, &mut out)
+                self.fail(ErrorData { code: "no-stt".into(), message }, out)
             }
             Input::Started { handler: Ok(handler), stream_response, tts } => {
                 self.stream_response = stream_response;
                 self.tts = tts;
-                self.start(handler, now, &mut out);
+                self.start(handler, now, out);
             }
-            Input::SpeechEnded { transcript } => self.input_closed(transcript, now, &mut out),
+            Input::SpeechEnded { transcript } => self.input_closed(transcript, now, out),
             Input::Answered { speech: Some(text) } if self.live() => {
                 out.push(Action::Emit(Event::ReplyText { turn: self.turn, text }));
             }
             Input::Answered { .. } => {}
             Input::TtsStreaming => {
                 if self.stream_response && self.tts.is_some() {
-                    self.reply(&mut out);
+                    self.reply(out);
                 }
             }
             Input::TtsStarted { key } => self.tts_key = key,
@@ -205,7 +211,7 @@ impl Run {
                 if tts.is_some() {
                     self.tts = tts;
                 }
-                self.reply(&mut out);
+                self.reply(out);
             }
             Input::RunEnded => match self.answer {
                 Answer::Live => self.answer = Answer::Quiet(now),
@@ -213,7 +219,7 @@ impl Run {
             },
             Input::Error(error) => {
                 let quiet = matches!(self.answer, Answer::Quiet(_));
-                self.fail(error, &mut out);
+                self.fail(error, out);
                 if quiet {
                     out.push(Action::Done);
                 }
@@ -226,7 +232,6 @@ impl Run {
                 }
             }
         }
-        out
     }
 
     fn audio(&mut self, payload: Bytes, now: Instant, out: &mut Actions) {
@@ -262,6 +267,10 @@ impl Run {
     /// `run-start`: the audio of the pre-roll and of the first moments of the press go out,
     /// in order, then the end marker if the session already ended the audio.
     fn start(&mut self, handler: u8, now: Instant, out: &mut Actions) {
+        // A run whose input already closed (it failed before HA started it) stays closed.
+        if !matches!(self.audio, Audio::Held { .. }) {
+            return;
+        }
         let Audio::Held { packets, .. } = std::mem::replace(&mut self.audio, Audio::Open { handler }) else {
             return;
         };
