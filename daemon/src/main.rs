@@ -8,6 +8,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use pivox::config::{Config, DEFAULT_PATHS, Files};
+use pivox::daemon::block_on;
 
 #[derive(Parser)]
 #[command(name = "pivox", version, about = "Push-to-talk voice appliance for the Raspberry Pi")]
@@ -120,8 +121,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// The control plane needs one thread: a current-thread runtime (enough on a Pi Zero 2 W).
-/// The daemon. SIGHUP reads the config again and restarts the daemon with it; a config that
+/// The daemon, on one thread ([`block_on`]). SIGHUP reads the config again and restarts the daemon with it; a config that
 /// now has errors is reported and the one in use kept.
 fn run(path: Option<&Path>, turns: Option<u32>, metrics: Option<PathBuf>) -> Result<(), String> {
     let mut config = load(path)?;
@@ -143,14 +143,6 @@ fn run(path: Option<&Path>, turns: Option<u32>, metrics: Option<PathBuf>) -> Res
             }
         }
     })
-}
-
-fn block_on<F: std::future::Future<Output = Result<(), String>>>(future: F) -> Result<(), String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?
-        .block_on(future)
 }
 
 fn config_path(given: Option<&Path>) -> Result<PathBuf, String> {

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use clap::{Parser, Subcommand};
 use pivox::audio::codec::Codec;
+use pivox::daemon::block_on;
 use pivox::secret::read_token_file;
 use pivox_devtools::fake_ha::{self, FakeHaOptions};
 use pivox_devtools::server::{self, Reply, ServerOptions};
@@ -82,15 +83,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// One thread is enough for a loopback server or the demo: a current-thread runtime.
-fn block_on<F: std::future::Future<Output = Result<(), String>>>(future: F) -> Result<(), String> {
-    tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start the runtime: {e}"))?
-        .block_on(future)
 }
 
 fn serve_options(

@@ -209,6 +209,16 @@ fn start_devices(
     Ok((threads, led_tx, playback_tx, Queues { faults, frames, buttons, playback_events }))
 }
 
+/// Runs `future` on a current-thread runtime: the control plane needs one thread (enough on a
+/// Pi Zero 2 W), and so do the development servers and the demo.
+pub fn block_on<F: std::future::Future<Output = Result<(), String>>>(future: F) -> Result<(), String> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start the runtime: {e}"))?
+        .block_on(future)
+}
+
 /// The next watchdog ping time, or never when systemd asked for no watchdog.
 async fn watchdog_tick(interval: &mut Option<tokio::time::Interval>) {
     match interval {

@@ -156,8 +156,7 @@ fn a_cancelled_run_ends_its_audio_and_reports_nothing_more() {
 fn no_handler_or_no_reply_url_fails_the_run_with_its_reason() {
     let t0 = Instant::now();
     let mut run = Run::new(1, 1);
-    let out =
-        run.feed(Input::Started { handler: Err("no stt handler".into()), stream_response: false, tts: None }, t0);
+    let out = run.feed(Input::Started { handler: Err("no stt handler".into()), stream_response: false, tts: None }, t0);
     assert_eq!(
         out,
         [Action::StopReply, Action::Fail(ErrorData { code: "no-stt".into(), message: "no stt handler".into() })]

@@ -269,14 +269,7 @@ fn measure(
     std::fs::write(&config, config_text(server, audio, mic, script)).map_err(|e| e.to_string())?;
     println!("  running {name} ({:.0} s)...", turns as f64 * PERIOD);
     let started = Instant::now();
-    let child = std::process::Command::new(pivox)
-        .args(["run", "--turns", &turns.to_string(), "--config"])
-        .arg(&config)
-        .arg("--metrics")
-        .arg(&metrics)
-        .env("PIVOX_LOG", "warn")
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", pivox.display()))?;
+    let child = spawn_pivox(pivox, &config, &metrics, &["--turns", &turns.to_string()])?;
     let usage = wait_with_usage(child.id() as i32)?;
     let wall = started.elapsed();
     let lines = std::fs::read_to_string(&metrics).map_err(|e| format!("{}: {e}", metrics.display()))?;
@@ -304,6 +297,20 @@ fn measure(
         turns: completed.len(),
         idle: None,
     })
+}
+
+/// `pivox run` with `config`, its turns' figures going to `metrics`, warnings only on stderr.
+fn spawn_pivox(pivox: &Path, config: &Path, metrics: &Path, more: &[&str]) -> Result<std::process::Child, String> {
+    std::process::Command::new(pivox)
+        .arg("run")
+        .args(more)
+        .arg("--config")
+        .arg(config)
+        .arg("--metrics")
+        .arg(metrics)
+        .env("PIVOX_LOG", "warn")
+        .spawn()
+        .map_err(|e| format!("cannot start {}: {e}", pivox.display()))
 }
 
 /// Sim devices, `server` and `audio`, and the button `script`, as a config file's text.

@@ -63,14 +63,7 @@ pub fn run(pivox: &Path, dir: &Path, url: &str, speech: &[i16], turns: usize) ->
     let length = turns as f64 * PERIOD;
     println!("  soak: {turns} turns in one run ({length:.0} s)...");
     let started = Instant::now();
-    let mut child = std::process::Command::new(pivox)
-        .args(["run", "--config"])
-        .arg(&config)
-        .arg("--metrics")
-        .arg(&metrics)
-        .env("PIVOX_LOG", "warn")
-        .spawn()
-        .map_err(|e| format!("cannot start {}: {e}", pivox.display()))?;
+    let mut child = super::spawn_pivox(pivox, &config, &metrics, &[])?;
     let pid = child.id();
     let mut samples = Vec::new();
     // One sample a second until a second after the last turn, then a clean stop.

@@ -1,7 +1,8 @@
-//! The two audio checks that compare waveforms (`pivox_devtools::compare`): Opus on the
-//! bundled speech sample, and the lossy reply formats against the FLAC of the same phrase.
-//! They were unit tests in src/audio/codec_tests.rs and media_tests.rs; a library's own tests
-//! cannot use a crate built on that library, so they run here, asserting the same things.
+//! Codec round trips on the bundled speech sample — PCM bit-exact, Opus by waveform
+//! similarity (`pivox_devtools::compare`) — and the lossy reply formats against the FLAC of the
+//! same phrase. They were unit tests in src/audio/codec_tests.rs and media_tests.rs; a
+//! library's own tests cannot use a crate built on that library, so they run here, asserting
+//! the same things.
 
 mod common;
 
@@ -12,7 +13,7 @@ use pivox::audio::media::decode_all;
 const OPUS: OpusSettings = OpusSettings { bitrate: 24_000, complexity: 5, fec: false, dtx: false };
 
 /// Encodes and decodes `input` frame by frame; returns the decoded samples and the bytes
-/// the encoder produced (as codec_tests.rs's helper of the same name).
+/// the encoder produced.
 fn round_trip(codec: Codec, frame_ms: u32, settings: &OpusSettings, input: &[i16]) -> (Vec<i16>, usize) {
     let n = frame_samples(frame_ms);
     let mut enc = Encoder::new(codec, settings).unwrap();
@@ -26,6 +27,15 @@ fn round_trip(codec: Codec, frame_ms: u32, settings: &OpusSettings, input: &[i16
         out.extend_from_slice(&pcm[..decoded]);
     }
     (out, bytes)
+}
+
+#[test]
+fn pcm_round_trip_is_bit_exact() {
+    let speech = speech();
+    let whole = &speech[..speech.len() / 320 * 320];
+    let (out, bytes) = round_trip(Codec::Pcm, 20, &OPUS, whole);
+    assert_eq!(out, whole);
+    assert_eq!(bytes, whole.len() * 2);
 }
 
 /// Opus is lossy, so the test asks for waveform similarity. Opus at 24 kbit/s wideband keeps
