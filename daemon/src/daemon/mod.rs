@@ -102,7 +102,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         frame_ms: config.audio.frame_ms,
         longest_turn: config.session.max_turn + config.session.reply_timeout,
     })?;
-    let (devices, led, playback, mut queues) = start_devices(&config, &options, &stop_devices, &dropped)?;
+    let Devices { threads, led, playback, mut queues } = start_devices(&config, &options, &stop_devices, &dropped)?;
     let link::LinkHandle { commands, events: mut link_events, counters, task, helpers } = link;
     let frame_samples = codec::frame_samples(config.audio.frame_ms);
     let preroll_frames = (config.audio.preroll_ms / config.audio.frame_ms) as usize;
@@ -155,23 +155,27 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
     let _ = led.send(LedShow::steady(LedState::Off));
     drop(led);
     drop(queues);
-    for thread in devices {
+    for thread in threads {
         thread.join_by(deadline);
     }
     outcome.map(|()| report)
 }
 
-/// The device threads (microphone, button, LED, playback) and the queues to and from them.
-#[allow(clippy::type_complexity)]
+/// The device threads (microphone, button, LED, playback) and the main loop's ends of the
+/// queues to and from them.
+struct Devices {
+    threads: Vec<DeviceThread>,
+    led: std::sync::mpsc::Sender<LedShow>,
+    playback: std::sync::mpsc::SyncSender<PlaybackCommand>,
+    queues: Queues,
+}
+
 fn start_devices(
     config: &Config,
     options: &RunOptions,
     stop: &Arc<AtomicBool>,
     dropped: &Arc<AtomicU64>,
-) -> Result<
-    (Vec<DeviceThread>, std::sync::mpsc::Sender<LedShow>, std::sync::mpsc::SyncSender<PlaybackCommand>, Queues),
-    String,
-> {
+) -> Result<Devices, String> {
     let frame_samples = codec::frame_samples(config.audio.frame_ms);
     let (fault_tx, faults) = mpsc::unbounded_channel::<Fault>();
     // About 640 ms of frames: the main loop normally takes each frame as it comes.
@@ -206,7 +210,8 @@ fn start_devices(
         .into_iter()
         .collect::<Result<_, _>>()
         .map_err(|e| format!("cannot start a device thread: {e}"))?;
-    Ok((threads, led_tx, playback_tx, Queues { faults, frames, buttons, playback_events }))
+    let queues = Queues { faults, frames, buttons, playback_events };
+    Ok(Devices { threads, led: led_tx, playback: playback_tx, queues })
 }
 
 /// Runs `future` on a current-thread runtime: the control plane needs one thread (enough on a

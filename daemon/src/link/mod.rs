@@ -305,3 +305,40 @@ pub fn start<B: lifecycle::Backend>(
     let task = tokio::spawn(lifecycle::run(backend, command_rx, link_events, retry));
     Ok(LinkHandle { commands, events, counters, task, helpers })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A thread that runs until `stop` is set, checking every millisecond.
+    fn until(stop: Arc<AtomicBool>) -> std::thread::JoinHandle<()> {
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(1));
+            }
+        })
+    }
+
+    #[test]
+    fn helper_threads_are_stopped_and_joined_and_one_that_does_not_stop_is_left_at_the_deadline() {
+        let helpers = Helpers::default();
+        let obedient = Arc::new(AtomicBool::new(false));
+        helpers.add("the obedient download".into(), obedient.clone(), until(obedient.clone()));
+        // Blocked in a read: its cancel flag is not the one that ends it.
+        let (ignored, release) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+        let stuck = until(release.clone());
+        helpers.add("the stuck download".into(), ignored, stuck);
+
+        let started = Instant::now();
+        helpers.join_by(started + Duration::from_millis(200));
+        assert!(obedient.load(Ordering::Relaxed), "told to stop");
+        assert!(started.elapsed() >= Duration::from_millis(200), "waited for the stuck one until the deadline");
+        assert!(started.elapsed() < Duration::from_secs(5), "and no longer");
+        let left: Vec<String> = helpers.0.lock().unwrap().iter().map(|h| h.name.clone()).collect();
+        assert_eq!(left, ["the stuck download"], "the obedient one was joined");
+
+        release.store(true, Ordering::Relaxed);
+        helpers.join_by(Instant::now() + Duration::from_secs(5));
+        assert!(helpers.0.lock().unwrap().is_empty());
+    }
+}

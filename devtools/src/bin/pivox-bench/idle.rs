@@ -4,21 +4,13 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{Idle, config_text};
+use super::{Idle, Setup};
 
 /// Runs the daemon with a button that is never pressed and, once it is connected (its log says
 /// so) and has settled, measures its CPU time and context switches over `idle`.
-pub(super) fn measure_idle(
-    pivox: &Path,
-    dir: &Path,
-    name: &str,
-    server: &str,
-    audio: &str,
-    mic: &Path,
-    idle: Duration,
-) -> Result<Idle, String> {
-    let config = dir.join(format!("{name}-idle.toml"));
-    std::fs::write(&config, config_text(server, audio, mic, "")).map_err(|e| e.to_string())?;
+pub(super) fn measure_idle(setup: &Setup<'_>, idle: Duration) -> Result<Idle, String> {
+    let Setup { pivox, dir, name, .. } = *setup;
+    let config = setup.config("-idle", "")?;
     let log_path = dir.join(format!("{name}-idle.log"));
     let log = std::fs::File::create(&log_path).map_err(|e| e.to_string())?;
     println!("  {name} connected and idle ({:.0} s)...", idle.as_secs_f64());

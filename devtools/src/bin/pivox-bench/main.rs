@@ -194,18 +194,30 @@ fn run() -> Result<(), String> {
     let server = format!("url = \"ws://{addr}/\"\n");
     let mut results = Vec::new();
     for variant in &VARIANTS {
-        let figures = measure(&pivox, &dir, variant.name, &server, variant.audio, &mic, &script, turns)?;
+        let setup =
+            Setup { pivox: &pivox, dir: &dir, name: variant.name, server: &server, audio: variant.audio, mic: &mic };
+        let figures = measure(&setup, &script, turns)?;
         results.push((variant.name, figures));
     }
     if !idle.is_zero() {
         for (variant, (_, figures)) in VARIANTS.iter().zip(&mut results) {
-            figures.idle = Some(measure_idle(&pivox, &dir, variant.name, &server, variant.audio, &mic, idle)?);
+            let setup = Setup {
+                pivox: &pivox,
+                dir: &dir,
+                name: variant.name,
+                server: &server,
+                audio: variant.audio,
+                mic: &mic,
+            };
+            figures.idle = Some(measure_idle(&setup, idle)?);
         }
     }
     let ha_url = &servers.ha_url;
     println!("pivox-bench: {turns} turns against the fake Home Assistant at {ha_url}");
     let server = format!("kind = \"homeassistant\"\nurl = \"{ha_url}\"\ntoken = \"{HA_TOKEN}\"\n");
-    let ha = measure(&pivox, &dir, "homeassistant", &server, VARIANTS[0].audio, &mic, &script, turns)?;
+    let setup =
+        Setup { pivox: &pivox, dir: &dir, name: "homeassistant", server: &server, audio: VARIANTS[0].audio, mic: &mic };
+    let ha = measure(&setup, &script, turns)?;
     let soaked = match soak_turns {
         0 => None,
         n => Some(soak::run(&pivox, &dir, &format!("ws://{}/", servers.soak_addr), &speech()?, n)?),
@@ -253,20 +265,31 @@ fn write_microphone(dir: &Path, turns: usize) -> Result<(PathBuf, String), Strin
     Ok((path, script))
 }
 
-#[allow(clippy::too_many_arguments)]
-fn measure(
-    pivox: &Path,
-    dir: &Path,
-    name: &str,
-    server: &str,
-    audio: &str,
-    mic: &Path,
-    script: &str,
-    turns: usize,
-) -> Result<Figures, String> {
-    let config = dir.join(format!("{name}.toml"));
+/// One daemon set-up the bench runs: the binary, the folder for its files, its name in the
+/// figures, and its config's server and audio sections and microphone.
+struct Setup<'a> {
+    pivox: &'a Path,
+    dir: &'a Path,
+    name: &'a str,
+    server: &'a str,
+    audio: &'a str,
+    mic: &'a Path,
+}
+
+impl Setup<'_> {
+    /// Writes the config with the button `script` as NAME`suffix`.toml; returns its path.
+    fn config(&self, suffix: &str, script: &str) -> Result<PathBuf, String> {
+        let path = self.dir.join(format!("{}{suffix}.toml", self.name));
+        let text = config_text(self.server, self.audio, self.mic, script);
+        std::fs::write(&path, text).map_err(|e| format!("{}: {e}", path.display()))?;
+        Ok(path)
+    }
+}
+
+fn measure(setup: &Setup<'_>, script: &str, turns: usize) -> Result<Figures, String> {
+    let Setup { pivox, dir, name, .. } = *setup;
+    let config = setup.config("", script)?;
     let metrics = dir.join(format!("{name}.jsonl"));
-    std::fs::write(&config, config_text(server, audio, mic, script)).map_err(|e| e.to_string())?;
     println!("  running {name} ({:.0} s)...", turns as f64 * PERIOD);
     let started = Instant::now();
     let child = spawn_pivox(pivox, &config, &metrics, &["--turns", &turns.to_string()])?;
