@@ -157,6 +157,7 @@ impl Daemon {
     fn button(&mut self, edge: pivox_hal::ButtonEvent, frames: &mut mpsc::Receiver<CapturedFrame>) {
         log::debug!("button {:?}", edge.edge);
         self.last_edge_at = edge.at;
+        self.uplink.command(Command::Button { pressed: edge.edge == Edge::Pressed });
         let event = match edge.edge {
             Edge::Pressed if !self.session.link_up() => {
                 log::warn!(
@@ -391,6 +392,7 @@ impl Daemon {
     }
 
     fn turn_done(&mut self, turn: TurnId, outcome: Outcome) {
+        self.uplink.command(Command::TurnOver { turn, played: outcome == Outcome::Completed });
         if outcome == Outcome::Completed {
             self.completed += 1;
         }

@@ -5,8 +5,11 @@
 //! Backends, by `[server] kind`:
 //! - `pivox`: pivox protocol v1 over WebSocket (`docs/protocol.md`).
 //! - `homeassistant`: Home Assistant Assist over HA's WebSocket API (`docs/homeassistant.md`).
+//! - `esphome`: pivox as an ESPHome native-API voice satellite that HA connects to
+//!   (`docs/homeassistant.md`).
 
 pub mod endpoint;
+pub mod esphome;
 pub mod homeassistant;
 pub mod lifecycle;
 pub mod pivox;
@@ -74,6 +77,16 @@ pub enum Command {
     },
     /// The user pressed the button while the link is down: try to connect now.
     ConnectNow,
+    /// The button went down or up (the ESPHome link shows it to HA as a binary sensor).
+    Button {
+        pressed: bool,
+    },
+    /// The session is done with a turn; `played`: its reply was played to the end (the ESPHome
+    /// link tells HA, whose satellite entity waits for that).
+    TurnOver {
+        turn: TurnId,
+        played: bool,
+    },
 }
 
 /// Why the link is down.
@@ -207,6 +220,7 @@ pub struct BackendRow {
 pub const BACKENDS: &[BackendRow] = &[
     BackendRow { kind: "pivox", settings: pivox::settings },
     BackendRow { kind: "homeassistant", settings: homeassistant::settings },
+    BackendRow { kind: "esphome", settings: esphome::settings },
 ];
 
 /// The caller's end of a running link task.

@@ -294,7 +294,7 @@ impl Link {
             }
             Command::CancelTurn { turn } => (WsMessage::text(Message::TurnCancel { turn }.to_json()), None),
             // Connected already: nothing to do, and nothing to send.
-            Command::ConnectNow => return None,
+            Command::ConnectNow | Command::Button { .. } | Command::TurnOver { .. } => return None,
         })
     }
 

@@ -142,7 +142,7 @@ impl Link {
                 (turn, Input::Cancel)
             }
             // Connected already.
-            Command::ConnectNow => return Ok(()),
+            Command::ConnectNow | Command::Button { .. } | Command::TurnOver { .. } => return Ok(()),
         };
         match conn.find_turn(turn) {
             Some(index) => self.feed(conn, index, input).await,
