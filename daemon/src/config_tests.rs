@@ -92,7 +92,7 @@ fn server_problems_are_explained() {
     let kind = error(&MINIMAL.replace("[server]\n", "[server]\nkind = \"mqtt\"\n"));
     assert!(
         kind.to_string()
-            .starts_with("test.toml:2: server.kind: unknown server kind `mqtt` (known: pivox, homeassistant)"),
+            .starts_with("test.toml:2: server.kind: unknown server kind `mqtt` (known: pivox, homeassistant, esphome)"),
         "{kind}"
     );
     let dup = error(&format!("{MINIMAL}[server]\n"));
@@ -246,3 +246,32 @@ fn a_config_for_another_machine_is_checked_without_its_files() {
 #[cfg(test)]
 #[path = "config_input_tests.rs"]
 mod input;
+
+#[test]
+fn the_esphome_link_listens_encrypted_by_default_and_checks_its_keys() {
+    use crate::link::esphome::{self, device::Encryption};
+    let config =
+        |extra: &str| MINIMAL.replace("url = \"ws://127.0.0.1:1/\"\n", &format!("kind = \"esphome\"\n{extra}"));
+    let loaded = parse(&config("")).unwrap();
+    let settings: &esphome::Settings = loaded.config.server.as_any().downcast_ref().unwrap();
+    assert_eq!(settings.listen.to_string(), "0.0.0.0:6053");
+    assert!(settings.mdns && !settings.name.is_empty() && settings.mac.len() == 17);
+    assert_eq!(settings.encryption, Encryption::Provision { file: esphome::DEFAULT_KEY_FILE.into() });
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+
+    let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
+    let keyed = parse(&config(&format!("encryption_key = \"{key}\"\nname = \"Kitchen Pi\"\n"))).unwrap();
+    let settings: &esphome::Settings = keyed.config.server.as_any().downcast_ref().unwrap();
+    assert!(matches!(settings.encryption, Encryption::Key(k) if k[1] == 1));
+    assert_eq!((settings.name.as_str(), settings.friendly_name.as_str()), ("kitchen-pi", "kitchen-pi"));
+
+    let short = error(&config("encryption_key = \"AAEC\"\n"));
+    assert_eq!((short.key.as_str(), short.line), ("server.encryption_key", Some(3)));
+    assert!(short.to_string().contains("3 bytes, not 32"), "{short}");
+    let both = error(&config(&format!("encryption_key = \"{key}\"\nplaintext = true\n")));
+    assert_eq!(both.key, "server.plaintext");
+    assert!(error(&config("listen = \"6053\"\n")).to_string().contains("not an address and port"));
+    assert!(error(&config("mac = \"aa-bb\"\n")).to_string().contains("not a MAC address"));
+    let url = parse(&config("url = \"ws://x/\"\n")).unwrap();
+    assert!(url.warnings.iter().any(|w| w.to_string().contains("server.url")), "{:?}", url.warnings);
+}

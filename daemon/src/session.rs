@@ -82,6 +82,12 @@ pub enum Event {
     NotUnderstood(TurnId),
     /// The last sample of the reply to this turn has been played.
     PlaybackFinished(TurnId),
+    /// The server starts something of its own to play (an announcement), as the reply of this
+    /// turn, which the link numbered: it cuts short whatever turn is in progress.
+    Announced(TurnId, Instant),
+    /// The server asks to hear the user now (a conversation it started or continues): one turn
+    /// without the button, ended by the server's voice detection (or a press and release).
+    ListenRequested(Instant),
     Tick(Instant),
 }
 
@@ -279,6 +285,10 @@ impl Session {
                 self.link_or_device(event, &mut act)
             }
             Event::Pressed(at) => self.pressed(at, &mut act),
+            Event::Announced(turn, at) => self.announced(turn, at, &mut act),
+            Event::ListenRequested(at) if self.state == State::Idle && self.link_up => self.listen(at, &mut act),
+            // Not while a turn is in progress (the user's own turn goes first).
+            Event::ListenRequested(_) => {}
             _ => self.turn_event(event, &mut act),
         }
         out
@@ -321,9 +331,17 @@ impl Session {
             act(Action::Led(self.state_led()));
             return;
         }
+        if matches!(self.state, State::Listening { .. }) {
+            return; // a second press edge while held: noise
+        }
+        self.cut_short(act);
+        self.listen(at, act);
+    }
+
+    /// Ends the turn in Waiting or Playing for a newer one.
+    fn cut_short(&mut self, act: &mut impl FnMut(Action)) {
         match self.state {
-            State::Listening { .. } => return, // a second press edge while held: noise
-            State::Waiting { turn, .. } => {
+            State::Listening { turn, .. } | State::Waiting { turn, .. } => {
                 act(Action::CancelTurn(turn));
                 act(Action::TurnDone(turn, Outcome::BargedIn));
             }
@@ -334,6 +352,18 @@ impl Session {
             }
             State::Idle => {}
         }
+        self.reply = None;
+    }
+
+    /// The server's own reply (an announcement) is awaited like the reply to a turn.
+    fn announced(&mut self, turn: TurnId, at: Instant, act: &mut impl FnMut(Action)) {
+        self.cut_short(act);
+        self.state = State::Waiting { turn, since: at };
+        act(Action::Led(LedState::Thinking));
+    }
+
+    /// Opens the microphone for a new turn.
+    fn listen(&mut self, at: Instant, act: &mut impl FnMut(Action)) {
         self.last_turn = self.last_turn.wrapping_add(1).max(1);
         let turn = self.last_turn;
         self.state = State::Listening { turn, since: at };

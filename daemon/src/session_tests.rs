@@ -363,3 +363,51 @@ fn refused_credentials_keep_the_error_light_until_the_link_is_up() {
     // A later plain failure to connect is "disconnected" again, not an error.
     assert_eq!(s.handle(Event::LinkDown).as_slice(), [Action::Led(LedState::Disconnected)]);
 }
+
+#[test]
+fn an_announcement_plays_as_a_reply_and_cuts_short_the_turn_in_progress() {
+    let (mut s, t0) = connected();
+    let announcement = crate::link::SERVER_TURNS;
+    assert_eq!(s.handle(Event::Announced(announcement, t0)).as_slice(), [Action::Led(LedState::Thinking)]);
+    assert_eq!(s.handle(Event::ReplyStarted(announcement, t0)).as_slice(), [Action::Led(LedState::Speaking)]);
+    s.handle(Event::ReplyAudio(announcement, ms(t0, 100)));
+    s.handle(Event::ReplyEnded(announcement));
+    assert_eq!(
+        s.handle(Event::PlaybackFinished(announcement)).as_slice(),
+        [Action::TurnDone(announcement, Outcome::Completed), Action::Led(LedState::Idle)]
+    );
+
+    // One that arrives while the user's reply plays stops it.
+    s.handle(Event::Pressed(ms(t0, 1000)));
+    s.handle(Event::Released(ms(t0, 2000)));
+    s.handle(Event::ReplyStarted(1, ms(t0, 2100)));
+    assert_eq!(
+        s.handle(Event::Announced(announcement + 1, ms(t0, 2200))).as_slice(),
+        [
+            Action::StopPlayback,
+            Action::CancelTurn(1),
+            Action::TurnDone(1, Outcome::BargedIn),
+            Action::Led(LedState::Thinking)
+        ]
+    );
+    // Its audio is bounded like a reply's: none within the reply timeout fails it.
+    assert_eq!(s.next_deadline(), Some(ms(t0, 2200) + LIMITS.reply_timeout));
+}
+
+#[test]
+fn the_server_may_ask_to_listen_only_while_nothing_else_happens() {
+    let (mut s, t0) = connected();
+    assert_eq!(
+        s.handle(Event::ListenRequested(t0)).as_slice(),
+        [Action::StartTurn(1), Action::Earcon(Earcon::Press), Action::Led(LedState::Listening)]
+    );
+    // No button is held: the server's voice detection ends the turn ...
+    assert_eq!(s.handle(Event::InputClosed(1, ms(t0, 3000)))[0], Action::EndTurn(1, EndReason::ServerEnded));
+    // ... and a second request while a turn is in progress is not a second turn.
+    assert!(s.handle(Event::ListenRequested(ms(t0, 3100))).is_empty());
+    s.handle(Event::ReplyEnded(1));
+    assert_eq!(s.state(), State::Idle);
+    // Down, it cannot listen.
+    s.handle(Event::LinkDown);
+    assert!(s.handle(Event::ListenRequested(ms(t0, 5000))).is_empty());
+}

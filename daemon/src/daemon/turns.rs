@@ -262,6 +262,15 @@ impl Daemon {
                 }
                 Event::InputClosed(turn, at)
             }
+            LinkEvent::Announcement { turn } => {
+                log::info!("the server plays an announcement (turn {turn})");
+                Event::Announced(turn, Instant::now())
+            }
+            LinkEvent::Listen => {
+                log::info!("the server asks to hear you: listening");
+                self.last_edge_at = Instant::now();
+                Event::ListenRequested(self.last_edge_at)
+            }
         };
         let actions = self.session.handle(session_event);
         self.apply(actions, frames);

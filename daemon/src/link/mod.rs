@@ -36,6 +36,9 @@ use lifecycle::Events;
 /// Identifies one turn on the link; the first turn is 1.
 pub type TurnId = u32;
 
+/// Turns a link starts itself (announcements) are numbered from here, far from the session's.
+pub const SERVER_TURNS: TurnId = 1 << 31;
+
 /// Why a turn's audio stopped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum EndReason {
@@ -169,6 +172,14 @@ pub enum Event {
         at: Instant,
         frames: u32,
     },
+    /// The server plays something of its own (an announcement) as the reply of `turn`, which
+    /// the link numbered from [`SERVER_TURNS`]; its audio follows as a reply's does.
+    Announcement {
+        turn: TurnId,
+    },
+    /// The server wants to hear the user now (a conversation it started or continues): the
+    /// session opens the microphone for one turn that the server's voice detection ends.
+    Listen,
 }
 
 /// Bytes on the wire, WebSocket framing included (TCP/IP headers not).

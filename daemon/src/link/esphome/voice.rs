@@ -13,7 +13,7 @@ use tokio::sync::mpsc;
 use super::api::{ToClient, Voice as FromHa};
 use super::messages::{self, Typed, event};
 use crate::link::lifecycle::Events;
-use crate::link::{AudioChunk, Command, Event, TurnFailure, TurnId, reply};
+use crate::link::{AudioChunk, Command, Event, SERVER_TURNS, TurnFailure, TurnId, reply};
 use crate::text::shorten;
 
 /// Audio held while HA has not answered the start request yet: 5 s of 20 ms frames. Older
@@ -71,6 +71,20 @@ struct Run {
     /// The reply's URL, known from RUN_START (HA 2026.2) or TTS_END.
     url: Option<String>,
     fetching: bool,
+    /// HA wants to hear the user again once the reply has played (INTENT_END).
+    continues: bool,
+    cancel: Arc<AtomicBool>,
+}
+
+/// An announcement HA asked for: its chime, then its message, each played as a turn of its own
+/// (the chime is the same every time, so it comes from the reply cache after the first).
+struct Announcement {
+    /// The turn playing now.
+    turn: TurnId,
+    /// What plays after it.
+    next: Option<String>,
+    /// Open the microphone once it has played (`start_conversation`).
+    converse: bool,
     cancel: Arc<AtomicBool>,
 }
 
@@ -85,6 +99,7 @@ impl Run {
             frames: 0,
             url: None,
             fetching: false,
+            continues: false,
             cancel: Arc::new(AtomicBool::new(false)),
         }
     }
@@ -93,6 +108,9 @@ impl Run {
 #[derive(Default)]
 pub struct Voice {
     run: Option<Run>,
+    announcement: Option<Announcement>,
+    /// The last turn number given to an announcement (from [`SERVER_TURNS`]).
+    server_turns: TurnId,
     /// Turns whose reply pivox fetched: HA waits for AnnounceFinished once it has played.
     answered: Vec<TurnId>,
     /// HA's conversation the last answer belonged to; the next turn continues it (HA decides
@@ -107,6 +125,11 @@ impl Voice {
                 if let Some(old) = self.run.take() {
                     old.cancel.store(true, Ordering::Relaxed);
                     out.send(&messages::VoiceAssistantRequest { start: false, ..Default::default() });
+                }
+                // A press during an announcement ends it: HA hears it is over.
+                if let Some(announcement) = self.announcement.take() {
+                    announcement.cancel.store(true, Ordering::Relaxed);
+                    out.send(&messages::VoiceAssistantAnnounceFinished { success: false });
                 }
                 out.send(&messages::VoiceAssistantRequest {
                     start: true,
@@ -147,13 +170,17 @@ impl Voice {
                 }
                 fetcher.cancel_all();
             }
+            Command::TurnOver { turn, played } if self.announcement.as_ref().is_some_and(|a| a.turn == turn) => {
+                self.announcement_played(played, out, events, fetcher).await;
+            }
             Command::TurnOver { turn, played } => {
                 if let Some(at) = self.answered.iter().position(|t| *t == turn) {
                     self.answered.remove(at);
                     out.send(&messages::VoiceAssistantAnnounceFinished { success: played });
                 }
-                if self.run.as_ref().is_some_and(|r| r.turn == turn) {
-                    self.run = None;
+                let run = self.run.take_if(|r| r.turn == turn);
+                if played && run.is_some_and(|r| r.continues) {
+                    events.emit(Event::Listen).await;
                 }
             }
             Command::ConnectNow | Command::Button { .. } => {}
@@ -172,13 +199,7 @@ impl Voice {
                 timer.seconds_left,
                 timer.total_seconds
             ),
-            FromHa::Announce(announce) => {
-                log::info!(
-                    "Home Assistant announces \"{}\"; announcements are not played yet",
-                    shorten(&announce.text, 200)
-                );
-                out.send(&messages::VoiceAssistantAnnounceFinished { success: false });
-            }
+            FromHa::Announce(announce) => self.announce(announce, out, events, fetcher).await,
         }
     }
 
@@ -234,6 +255,7 @@ impl Voice {
                 if let Some(id) = message.get("conversation_id") {
                     self.conversation = id.to_string();
                 }
+                run.continues = message.get("continue_conversation") == Some("1");
             }
             event::TTS_START => {
                 let text = message.get("text").unwrap_or_default().to_string();
@@ -284,10 +306,78 @@ impl Voice {
         });
     }
 
+    /// HA announces something: whatever runs is cut short (HA has cancelled its run), the
+    /// chime and the message play, and HA hears when they have.
+    async fn announce(
+        &mut self,
+        request: messages::VoiceAssistantAnnounceRequest,
+        out: &mut Outbox,
+        events: &Events,
+        fetcher: &reply::Fetcher,
+    ) {
+        log::info!(
+            "Home Assistant announces \"{}\"{}",
+            shorten(&request.text, 200),
+            if request.start_conversation { ", then listens" } else { "" }
+        );
+        if let Some(run) = self.run.take() {
+            run.cancel.store(true, Ordering::Relaxed);
+        }
+        if let Some(old) = self.announcement.take() {
+            old.cancel.store(true, Ordering::Relaxed);
+            out.send(&messages::VoiceAssistantAnnounceFinished { success: false });
+        }
+        let (first, next) = match (request.preannounce_media_id.is_empty(), request.media_id.is_empty()) {
+            (false, false) => (request.preannounce_media_id, Some(request.media_id)),
+            (true, false) => (request.media_id, None),
+            (false, true) => (request.preannounce_media_id, None),
+            (true, true) => {
+                log::warn!("Home Assistant sent an announcement with nothing to play");
+                return out.send(&messages::VoiceAssistantAnnounceFinished { success: false });
+            }
+        };
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.announcement = Some(Announcement { turn: 0, next, converse: request.start_conversation, cancel });
+        self.play_announcement(first, events, fetcher).await;
+    }
+
+    /// Plays `url` as the announcement's next turn.
+    async fn play_announcement(&mut self, url: String, events: &Events, fetcher: &reply::Fetcher) {
+        let Some(announcement) = self.announcement.as_mut() else { return };
+        self.server_turns = self.server_turns.wrapping_add(1).max(SERVER_TURNS);
+        announcement.turn = self.server_turns;
+        events.emit(Event::Announcement { turn: announcement.turn }).await;
+        let cancel = announcement.cancel.clone();
+        fetcher.fetch(reply::Job { turn: announcement.turn, cache_key: url.clone(), url, mime_type: None, cancel });
+    }
+
+    /// A part of the announcement has played (or failed): the next part, or the end.
+    async fn announcement_played(&mut self, played: bool, out: &mut Outbox, events: &Events, fetcher: &reply::Fetcher) {
+        let Some(announcement) = self.announcement.as_mut() else { return };
+        if let Some(next) = announcement.next.take() {
+            // A chime that failed does not keep the message from playing.
+            return self.play_announcement(next, events, fetcher).await;
+        }
+        let converse = announcement.converse;
+        self.announcement = None;
+        if played {
+            log::info!("the announcement has played");
+        } else {
+            log::warn!("the announcement could not be played to its end");
+        }
+        out.send(&messages::VoiceAssistantAnnounceFinished { success: played });
+        if played && converse {
+            events.emit(Event::Listen).await;
+        }
+    }
+
     /// The connection is gone: whatever was in flight is over.
     pub fn abandon(&mut self, fetcher: &reply::Fetcher) {
         if let Some(run) = self.run.take() {
             run.cancel.store(true, Ordering::Relaxed);
+        }
+        if let Some(announcement) = self.announcement.take() {
+            announcement.cancel.store(true, Ordering::Relaxed);
         }
         self.answered.clear();
         fetcher.cancel_all();
