@@ -249,6 +249,15 @@ impl Document<'_> {
                 if !self.check(!device.is_empty(), &key, || "the sim microphone needs a WAV file to play".into()) {
                     return device;
                 }
+                if let Some(pipe) = device.strip_prefix(pivox_hal::sim::PIPE_PREFIX) {
+                    let path = self.path(pipe);
+                    if self.files_are_here()
+                        && let Err(e) = pivox_hal::sim::pipe_mic_check(&path.display().to_string())
+                    {
+                        self.report(&key, e.to_string());
+                    }
+                    return format!("{}{}", pivox_hal::sim::PIPE_PREFIX, path.display());
+                }
                 let path = self.path(&device);
                 if self.files_are_here() {
                     self.sim_wav(&key, &path);

@@ -1,24 +1,29 @@
 //! Simulated devices: always compiled, selectable at run time with `backend = "sim"`.
 //!
 //! They stand in for hardware that cannot exist on a build machine (and for a quick try on
-//! a laptop): a microphone that plays a WAV file, a speaker that records what it played and
+//! a laptop): a microphone that plays a WAV file (or what is written into a named pipe), a speaker that records what it played and
 //! when, a scripted or Enter-driven button, and an LED that records its states. Speaker and
 //! LED share their record through a probe the caller keeps, so a test can assert on it.
 
 mod button;
 mod led;
 mod mic;
+mod pipe_mic;
 mod speaker;
 
 pub use button::{ScriptedButton, StdinButton, parse_script};
 pub use led::{LedProbe, SimLed};
 pub use mic::WavMicrophone;
+pub use pipe_mic::{PIPE_PREFIX, PipeMicrophone, check as pipe_mic_check};
 pub use speaker::{Handover, SimSpeaker, SpeakerLog, SpeakerProbe, write_wav};
 
 use crate::backend::{ButtonSpec, LedSpec, MicSpec, SpeakerSpec};
 use crate::{Button, Led, Microphone, Result, Speaker};
 
 pub fn open_microphone(spec: &MicSpec) -> Result<Box<dyn Microphone>> {
+    if let Some(path) = spec.device.strip_prefix(PIPE_PREFIX) {
+        return Ok(Box::new(PipeMicrophone::open(path, spec.sample_rate)?));
+    }
     Ok(Box::new(WavMicrophone::open(spec)?))
 }
 
