@@ -402,7 +402,8 @@ impl Daemon {
 
     fn turn_done(&mut self, turn: TurnId, outcome: Outcome) {
         self.uplink.command(Command::TurnOver { turn, played: outcome == Outcome::Completed });
-        if outcome == Outcome::Completed {
+        // Announcements are the server's, not turns of the user's (`--turns` counts those).
+        if outcome == Outcome::Completed && turn < link::SERVER_TURNS {
             self.completed += 1;
         }
         if let Some(why) = outcome.fault(self.session.limits()) {
