@@ -157,7 +157,7 @@ async fn noise_with_the_configured_key_carries_a_turn_and_a_wrong_key_is_told_so
 
     let mut ha = connect(addr, Some(key_bytes())).await;
     let hello = ha.server_hello.clone().unwrap();
-    assert_eq!(hello, b"\x01pivox-test\0020000000042\0");
+    assert_eq!(hello, b"\x01pivox-test\x00020000000042\x00");
     let (info, _) = ha.greet().await.unwrap();
     assert!(info.api_encryption_supported);
     answer_run(&mut ha, &media, false).await;
