@@ -19,5 +19,6 @@ pub mod session;
 pub mod settings;
 pub mod supervisor;
 pub mod text;
+pub mod timers;
 pub mod tools;
 pub mod uplink;

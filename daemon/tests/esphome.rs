@@ -336,3 +336,41 @@ async fn malformed_and_oversized_frames_close_only_their_connection() {
     assert!(report.turns.is_empty());
     assert!(elapsed < Duration::from_secs(10), "stopped on time");
 }
+
+#[tokio::test]
+async fn timers_run_on_the_light_a_cancelled_one_is_forgotten_and_a_finished_one_rings_until_the_press() {
+    use pivox_hal::LedState;
+    let addr = free_port();
+    // The press at 2.0 s silences the alarm; it starts no turn.
+    let run = tokio::spawn(run_daemon(
+        esphome_config(addr, "press 2.0, release 2.2", "plaintext = true\n"),
+        None,
+        Duration::from_secs(3),
+    ));
+    let mut ha = connect(addr, None).await;
+    ha.greet().await.unwrap();
+    let timer = |event_type, id: &str, left, active| VoiceAssistantTimerEventResponse {
+        event_type,
+        timer_id: id.into(),
+        name: "pasta".into(),
+        total_seconds: 600,
+        seconds_left: left,
+        is_active: active,
+    };
+    ha.send(&timer(timer::STARTED, "t1", 600, true)).await.unwrap();
+    ha.send(&timer(timer::STARTED, "t2", 300, true)).await.unwrap();
+    ha.send(&timer(timer::CANCELLED, "t2", 300, false)).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    ha.send(&timer(timer::FINISHED, "t1", 0, false)).await.unwrap();
+    let (report, probes, _) = run.await.unwrap();
+
+    assert!(report.turns.is_empty(), "the press only silenced the alarm");
+    assert!(!ha.received.contains(&VoiceAssistantRequest::TYPE));
+    let states = probes.led.states();
+    let at = |s: LedState| states.iter().position(|x| *x == s).unwrap_or_else(|| panic!("{s:?} missing: {states:?}"));
+    assert!(at(LedState::TimerRunning) < at(LedState::TimerRinging));
+    assert_eq!(states[at(LedState::TimerRinging) + 1..].first(), Some(&LedState::Idle), "silenced: {states:?}");
+    let alarm = pivox::audio::earcon::Earcon::Alarm.render(16_000, 0.3);
+    let played = probes.speaker.lock().samples.clone();
+    assert!(played.len() >= alarm.len() && played.iter().any(|s| s.abs() > 1000), "the alarm sounded");
+}

@@ -83,6 +83,10 @@ pub enum LedState {
     Speaking,
     Error,
     Disconnected,
+    /// Idle, with a timer counting down.
+    TimerRunning,
+    /// A timer has finished and rings until the button is pressed.
+    TimerRinging,
 }
 
 /// The status LED.

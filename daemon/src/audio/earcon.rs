@@ -13,11 +13,13 @@ pub enum Earcon {
     Reconnected,
     /// The server heard nothing it could turn into words: "didn't catch that".
     NotUnderstood,
+    /// A timer has finished: repeated until the button is pressed.
+    Alarm,
 }
 
 impl Earcon {
-    pub const ALL: [Earcon; 5] =
-        [Earcon::Press, Earcon::Release, Earcon::Error, Earcon::Reconnected, Earcon::NotUnderstood];
+    pub const ALL: [Earcon; 6] =
+        [Earcon::Press, Earcon::Release, Earcon::Error, Earcon::Reconnected, Earcon::NotUnderstood, Earcon::Alarm];
 
     /// (frequency Hz, duration ms) of each tone, with 0 Hz as a pause.
     fn tones(self) -> &'static [(f32, u32)] {
@@ -28,6 +30,8 @@ impl Earcon {
             Earcon::Reconnected => &[(523.0, 80), (784.0, 100)],
             // A questioning rise, softer than the error's repeated low tone.
             Earcon::NotUnderstood => &[(440.0, 90), (0.0, 40), (554.0, 140)],
+            // Three bright beeps, an alarm clock's rhythm.
+            Earcon::Alarm => &[(988.0, 120), (0.0, 80), (988.0, 120), (0.0, 80), (988.0, 120)],
         }
     }
 
@@ -54,7 +58,7 @@ impl Earcon {
 /// All earcons rendered once for one speaker rate and volume.
 #[derive(Debug, Clone)]
 pub struct EarconBank {
-    sounds: [Vec<i16>; 5],
+    sounds: [Vec<i16>; 6],
 }
 
 impl EarconBank {

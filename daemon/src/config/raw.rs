@@ -81,11 +81,12 @@ pub(super) struct RawSession {
     pub(super) max_turn_s: f64,
     pub(super) reply_timeout_s: f64,
     pub(super) max_reply_s: f64,
+    pub(super) timer_ring_s: f64,
 }
 
 impl Default for RawSession {
     fn default() -> Self {
-        Self { min_press_ms: 150, max_turn_s: 30.0, reply_timeout_s: 15.0, max_reply_s: 300.0 }
+        Self { min_press_ms: 150, max_turn_s: 30.0, reply_timeout_s: 15.0, max_reply_s: 300.0, timer_ring_s: 60.0 }
     }
 }
 

@@ -178,7 +178,8 @@ impl Document<'_> {
         self.check(max_turn.is_zero() || min_press < max_turn, "session.min_press_ms", || {
             "must be shorter than max_turn_s".into()
         });
-        Limits { min_press, max_turn, reply_timeout, max_reply }
+        let ring_for = self.seconds("session.timer_ring_s", s.timer_ring_s, 1.0..=3_600.0, "1 to 3600 seconds");
+        Limits { min_press, max_turn, reply_timeout, max_reply, ring_for }
     }
 
     fn device<B: Copy>(&self, kind: &str, d: RawDevice, table: pivox_hal::backend::Table<B>) -> DeviceConfig {

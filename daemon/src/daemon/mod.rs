@@ -125,6 +125,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         playback_full: Repeats::default(),
         mic_open: true,
         supervisor: Supervisor::from_env(),
+        timers: crate::timers::Timers::default(),
     };
     daemon.set_led(LedState::Disconnected);
     let server = config.server.describe();

@@ -22,6 +22,7 @@ use crate::repeats::{Repeats, more};
 use crate::session::{Action, Event, Outcome, Session, State};
 use crate::supervisor::Supervisor;
 use crate::text::shorten;
+use crate::timers::{TimerEvent, Timers};
 use crate::uplink::Uplink;
 
 pub(super) struct Daemon {
@@ -49,6 +50,8 @@ pub(super) struct Daemon {
     /// The capture thread is still delivering frames.
     pub(super) mic_open: bool,
     pub(super) supervisor: Supervisor,
+    /// The server's timers for this device, counted down here too.
+    pub(super) timers: Timers,
 }
 
 impl Daemon {
@@ -70,6 +73,7 @@ impl Daemon {
         let frames = &mut queues.frames;
         loop {
             let deadline = self.session.next_deadline().map(tokio::time::Instant::from_std);
+            let timer_due = self.timers.next_due().map(tokio::time::Instant::from_std);
             tokio::select! {
                 // A signal or the caller asks us to stop.
                 why = &mut stopped => {
@@ -99,7 +103,11 @@ impl Daemon {
                 Some(fault) = queues.faults.recv() => self.device_fault(fault, frames)?,
                 // Pre-roll frames still to send, one per pass.
                 _ = std::future::ready(()), if self.preroll_pending() => self.send_preroll(1),
-                // The session's next deadline (maximum turn length, reply timeout).
+                // A timer the server did not say finished is overdue.
+                _ = tokio::time::sleep_until(timer_due.unwrap_or_else(tokio::time::Instant::now)), if timer_due.is_some() => {
+                    self.timer_overdue(frames);
+                }
+                // The session's next deadline (maximum turn length, reply timeout, a ringing timer).
                 _ = tokio::time::sleep_until(deadline.unwrap_or_else(tokio::time::Instant::now)), if deadline.is_some() => {
                     let actions = self.session.handle(Event::Tick(Instant::now()));
                     self.apply(actions, frames);
@@ -266,6 +274,7 @@ impl Daemon {
                 log::info!("the server plays an announcement (turn {turn})");
                 Event::Announced(turn, Instant::now())
             }
+            LinkEvent::Timer(timer) => return self.timer(timer, frames),
             LinkEvent::Listen => {
                 log::info!("the server asks to hear you: listening");
                 self.last_edge_at = Instant::now();
@@ -274,6 +283,39 @@ impl Daemon {
         };
         let actions = self.session.handle(session_event);
         self.apply(actions, frames);
+    }
+
+    /// A timer event: kept, logged, and shown (a running timer on the idle light, a finished
+    /// one ringing).
+    fn timer(&mut self, timer: TimerEvent, frames: &mut mpsc::Receiver<CapturedFrame>) {
+        log::info!(
+            "timer {}: {:?}, {} s left{}",
+            shorten(if timer.name.is_empty() { &timer.id } else { &timer.name }, 40),
+            timer.change,
+            timer.seconds_left,
+            if timer.active { "" } else { " (paused)" }
+        );
+        let rang = self.timers.apply(timer, Instant::now());
+        self.timers_changed(rang, frames);
+    }
+
+    /// A timer the server did not say finished is overdue: it rings anyway.
+    pub(super) fn timer_overdue(&mut self, frames: &mut mpsc::Receiver<CapturedFrame>) {
+        let rang = self.timers.overdue(Instant::now());
+        if let Some(name) = &rang {
+            log::warn!("timer {}: its time is up and the server did not say so; ringing", shorten(name, 40));
+        }
+        self.timers_changed(rang, frames);
+    }
+
+    fn timers_changed(&mut self, rang: crate::timers::Rang, frames: &mut mpsc::Receiver<CapturedFrame>) {
+        let actions = self.session.handle(Event::TimerRunning(self.timers.running()));
+        self.apply(actions, frames);
+        if let Some(name) = rang {
+            log::info!("timer {} finished: ringing until the button is pressed", shorten(&name, 40));
+            let actions = self.session.handle(Event::TimerFinished(Instant::now()));
+            self.apply(actions, frames);
+        }
     }
 
     /// When the turn's audio reached the wire: figures for the turn's metrics only.

@@ -180,6 +180,8 @@ pub enum Event {
     /// The server wants to hear the user now (a conversation it started or continues): the
     /// session opens the microphone for one turn that the server's voice detection ends.
     Listen,
+    /// A timer the server runs for this device started, changed, was cancelled or finished.
+    Timer(crate::timers::TimerEvent),
 }
 
 /// Bytes on the wire, WebSocket framing included (TCP/IP headers not).

@@ -9,6 +9,8 @@
 //! | Speaking     | slow blink, 500 ms on / 500 ms off   | green pulsing 20–100 % over 1 s       |
 //! | Error        | three 150 ms flashes every 2 s       | the same flashes in red               |
 //! | Disconnected | 200 ms on every 2 s                  | the same in dim amber                 |
+//! | TimerRunning | 50 ms on every 4 s                   | dim teal glow                         |
+//! | TimerRinging | 250 ms on / 250 ms off               | orange flashing, 250 ms on / off      |
 
 use std::time::Duration;
 
@@ -29,10 +31,23 @@ const BLIP_MS: u128 = 200;
 const SPIN_STEP_MS: u128 = 120;
 /// The APA102 speaking pulse goes up and down once per period.
 const PULSE_MS: u128 = 1000;
+/// A running timer: a short blip every 4 s on a plain LED (idle is dark there).
+const TIMER_PERIOD_MS: u128 = 4000;
+const TIMER_BLIP_MS: u128 = 50;
+/// A ringing timer: half a second per flash, hard to miss.
+const RING_MS: u128 = 250;
 
 /// Whether a state's pattern changes over time, so its LED must be redrawn periodically.
 pub fn is_animated(state: LedState) -> bool {
-    matches!(state, LedState::Thinking | LedState::Speaking | LedState::Error | LedState::Disconnected)
+    matches!(
+        state,
+        LedState::Thinking
+            | LedState::Speaking
+            | LedState::Error
+            | LedState::Disconnected
+            | LedState::TimerRunning
+            | LedState::TimerRinging
+    )
 }
 
 /// Whether a single on/off LED is lit `elapsed` after `state` began.
@@ -45,6 +60,8 @@ pub fn gpio_level(state: LedState, elapsed: Duration) -> bool {
         LedState::Speaking => ms % (2 * SLOW_BLINK_MS) < SLOW_BLINK_MS,
         LedState::Error => error_flash(ms),
         LedState::Disconnected => ms % LONG_PERIOD_MS < BLIP_MS,
+        LedState::TimerRunning => ms % TIMER_PERIOD_MS < TIMER_BLIP_MS,
+        LedState::TimerRinging => ms % (2 * RING_MS) < RING_MS,
     }
 }
 
@@ -70,6 +87,8 @@ impl Rgb {
     pub const SPEAKING: Rgb = Rgb::new(0, 255, 48);
     pub const ERROR: Rgb = Rgb::new(255, 0, 0);
     pub const DISCONNECTED: Rgb = Rgb::new(64, 24, 0);
+    pub const TIMER: Rgb = Rgb::new(0, 24, 20);
+    pub const RINGING: Rgb = Rgb::new(255, 96, 0);
 
     pub const fn new(r: u8, g: u8, b: u8) -> Self {
         Self { r, g, b }
@@ -110,6 +129,8 @@ pub fn apa102_colors(state: LedState, elapsed: Duration, out: &mut [Rgb]) {
         }
         LedState::Error => all(out, if error_flash(ms) { Rgb::ERROR } else { Rgb::OFF }),
         LedState::Disconnected => all(out, if gpio_level(state, elapsed) { Rgb::DISCONNECTED } else { Rgb::OFF }),
+        LedState::TimerRunning => all(out, Rgb::TIMER),
+        LedState::TimerRinging => all(out, if gpio_level(state, elapsed) { Rgb::RINGING } else { Rgb::OFF }),
     }
 }
 
@@ -117,7 +138,7 @@ pub fn apa102_colors(state: LedState, elapsed: Duration, out: &mut [Rgb]) {
 mod tests {
     use super::*;
 
-    const ALL: [LedState; 7] = [
+    const ALL: [LedState; 9] = [
         LedState::Off,
         LedState::Idle,
         LedState::Listening,
@@ -125,6 +146,8 @@ mod tests {
         LedState::Speaking,
         LedState::Error,
         LedState::Disconnected,
+        LedState::TimerRunning,
+        LedState::TimerRinging,
     ];
 
     /// The levels at every 10 ms over `period_ms`.
@@ -154,7 +177,13 @@ mod tests {
 
     #[test]
     fn blinking_states_change_within_their_period() {
-        for (state, period) in [(LedState::Thinking, 200), (LedState::Speaking, 1000), (LedState::Disconnected, 2000)] {
+        for (state, period) in [
+            (LedState::Thinking, 200),
+            (LedState::Speaking, 1000),
+            (LedState::Disconnected, 2000),
+            (LedState::TimerRunning, 4000),
+            (LedState::TimerRinging, 500),
+        ] {
             let l = levels(state, period);
             assert!(l.contains(&true) && l.contains(&false), "{state:?}: {l:?}");
             assert_eq!(flashes(state, period), 1, "{state:?}");

@@ -15,6 +15,7 @@ use super::messages::{self, Typed, event};
 use crate::link::lifecycle::Events;
 use crate::link::{AudioChunk, Command, Event, SERVER_TURNS, TurnFailure, TurnId, reply};
 use crate::text::shorten;
+use crate::timers::{TimerChange, TimerEvent};
 
 /// Audio held while HA has not answered the start request yet: 5 s of 20 ms frames. Older
 /// frames are dropped first (HA answers in milliseconds; this only bounds a stuck one).
@@ -191,14 +192,23 @@ impl Voice {
         match message {
             FromHa::Response(response) => self.response(response, out, events).await,
             FromHa::Event(event) => self.event(event, out, events, fetcher).await,
-            FromHa::Timer(timer) => log::info!(
-                "timer {} ({}): event {}, {} of {} s left",
-                shorten(&timer.timer_id, 40),
-                shorten(&timer.name, 40),
-                timer.event_type,
-                timer.seconds_left,
-                timer.total_seconds
-            ),
+            FromHa::Timer(timer) => {
+                let change = match timer.event_type {
+                    messages::timer::STARTED => TimerChange::Started,
+                    messages::timer::UPDATED => TimerChange::Updated,
+                    messages::timer::CANCELLED => TimerChange::Cancelled,
+                    messages::timer::FINISHED => TimerChange::Finished,
+                    other => return log::debug!("timer event {other}, which pivox does not know; ignored"),
+                };
+                let event = TimerEvent {
+                    change,
+                    id: shorten(&timer.timer_id, 64),
+                    name: shorten(&timer.name, 64),
+                    seconds_left: timer.seconds_left,
+                    active: timer.is_active,
+                };
+                events.emit(Event::Timer(event)).await;
+            }
             FromHa::Announce(announce) => self.announce(announce, out, events, fetcher).await,
         }
     }

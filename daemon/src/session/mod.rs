@@ -31,8 +31,11 @@ use std::time::{Duration, Instant};
 
 use pivox_hal::LedState;
 
+mod outcome;
+
 use crate::audio::earcon::Earcon;
 pub use crate::link::{EndReason, TurnId};
+pub use outcome::Outcome;
 
 /// How long the LED shows an error before it returns to the session's state.
 pub const ERROR_SHOWN: Duration = Duration::from_secs(2);
@@ -48,7 +51,12 @@ pub struct Limits {
     pub reply_timeout: Duration,
     /// The longest a reply may play, counted from the end of the turn.
     pub max_reply: Duration,
+    /// How long a finished timer rings when nobody presses the button.
+    pub ring_for: Duration,
 }
+
+/// A finished timer's alarm sounds again this often while it rings.
+pub const RING_EVERY: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum State {
@@ -88,29 +96,11 @@ pub enum Event {
     /// The server asks to hear the user now (a conversation it started or continues): one turn
     /// without the button, ended by the server's voice detection (or a press and release).
     ListenRequested(Instant),
+    /// Whether a timer is counting down (the idle light says so).
+    TimerRunning(bool),
+    /// A timer finished: it rings until a press or `ring_for`.
+    TimerFinished(Instant),
     Tick(Instant),
-}
-
-/// How a turn ended, for metrics and for `--turns`; its name in the metrics is the variant's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
-pub enum Outcome {
-    /// The reply was played to the end.
-    Completed,
-    /// The server ended the turn without a reply.
-    NoReply,
-    /// Released before the minimum press length.
-    TooShort,
-    /// A new press cut the turn short.
-    BargedIn,
-    LinkLost,
-    ReplyTimeout,
-    /// The reply's audio stopped coming for `reply_timeout` before its end.
-    ReplyStalled,
-    /// The reply was still playing `max_reply` after the turn ended.
-    ReplyTooLong,
-    ServerError,
-    /// The server recognised no words.
-    NotUnderstood,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -126,60 +116,6 @@ pub enum Action {
     Earcon(Earcon),
     Led(LedState),
     TurnDone(TurnId, Outcome),
-}
-
-impl Outcome {
-    /// The outcome's name, as the metrics and the turn's log line show it.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Outcome::Completed => "Completed",
-            Outcome::NoReply => "NoReply",
-            Outcome::TooShort => "TooShort",
-            Outcome::BargedIn => "BargedIn",
-            Outcome::LinkLost => "LinkLost",
-            Outcome::ReplyTimeout => "ReplyTimeout",
-            Outcome::ReplyStalled => "ReplyStalled",
-            Outcome::ReplyTooLong => "ReplyTooLong",
-            Outcome::ServerError => "ServerError",
-            Outcome::NotUnderstood => "NotUnderstood",
-        }
-    }
-
-    /// Why the session itself ended a turn that failed, for that turn's one log line. `None`
-    /// for outcomes that are no fault (completed, barge-in, too short, nothing heard, no reply)
-    /// and for those whose cause is logged where it happens (a lost link, a server's error).
-    pub fn fault(self, limits: &Limits) -> Option<String> {
-        let secs = |d: Duration| format!("{:.0} s", d.as_secs_f64());
-        Some(match self {
-            Outcome::ReplyTimeout => format!("no reply within {} of the end of the turn", secs(limits.reply_timeout)),
-            Outcome::ReplyStalled => {
-                format!("the reply stopped arriving for {} before its end", secs(limits.reply_timeout))
-            }
-            Outcome::ReplyTooLong => {
-                format!("the reply was cut off after {} (session.max_reply_s)", secs(limits.max_reply))
-            }
-            Outcome::LinkLost
-            | Outcome::ServerError
-            | Outcome::NoReply
-            | Outcome::Completed
-            | Outcome::TooShort
-            | Outcome::BargedIn
-            | Outcome::NotUnderstood => return None,
-        })
-    }
-}
-
-impl std::fmt::Display for Outcome {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// An outcome is its name: what a metrics line or a test compares it with.
-impl PartialEq<&str> for Outcome {
-    fn eq(&self, name: &&str) -> bool {
-        self.as_str() == *name
-    }
 }
 
 /// When the reply of the turn in Playing started to be awaited, and when its audio last came.
@@ -206,11 +142,24 @@ pub struct Session {
     last_turn: TurnId,
     /// Set while Playing: bounds the reply in time, and tells an empty reply from a played one.
     reply: Option<ReplyClock>,
+    timer_running: bool,
+    /// A finished timer rings until `.0`; its alarm sounds next at `.1`.
+    ringing: Option<(Instant, Instant)>,
 }
 
 impl Session {
     pub fn new(limits: Limits) -> Self {
-        Self { limits, state: State::Idle, link_up: false, link_lost: false, refused: false, last_turn: 0, reply: None }
+        Self {
+            limits,
+            state: State::Idle,
+            link_up: false,
+            link_lost: false,
+            refused: false,
+            last_turn: 0,
+            reply: None,
+            timer_running: false,
+            ringing: None,
+        }
     }
 
     pub fn state(&self) -> State {
@@ -235,6 +184,8 @@ impl Session {
     /// The light of the state the session is in.
     fn state_led(&self) -> LedState {
         match self.state {
+            State::Idle if self.ringing.is_some() => LedState::TimerRinging,
+            State::Idle if self.link_up && self.timer_running => LedState::TimerRunning,
             State::Idle if self.link_up => LedState::Idle,
             State::Idle if self.refused => LedState::Error,
             State::Idle => LedState::Disconnected,
@@ -262,6 +213,14 @@ impl Session {
 
     /// When the caller should deliver the next [`Event::Tick`].
     pub fn next_deadline(&self) -> Option<Instant> {
+        let ring = self.ringing.map(|(until, next)| until.min(next));
+        match (self.turn_deadline(), ring) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn turn_deadline(&self) -> Option<Instant> {
         match self.state {
             State::Listening { since, .. } => Some(since + self.limits.max_turn),
             State::Waiting { since, .. } => Some(since + self.limits.reply_timeout),
@@ -284,7 +243,27 @@ impl Session {
             Event::LinkUp | Event::LinkDown | Event::CredentialsRefused | Event::DeviceFault => {
                 self.link_or_device(event, &mut act)
             }
+            // A press while a timer rings silences it, and is no turn.
+            Event::Pressed(_) if self.ringing.is_some() => {
+                self.ringing = None;
+                act(Action::Led(self.state_led()));
+            }
             Event::Pressed(at) => self.pressed(at, &mut act),
+            Event::TimerRunning(running) => {
+                self.timer_running = running;
+                if self.state == State::Idle {
+                    act(Action::Led(self.state_led()));
+                }
+            }
+            Event::TimerFinished(at) => {
+                self.ringing = Some((at + self.limits.ring_for, at + RING_EVERY));
+                act(Action::Earcon(Earcon::Alarm));
+                act(Action::Led(self.state_led()));
+            }
+            Event::Tick(now) if self.ringing.is_some_and(|(until, next)| now >= until.min(next)) => {
+                self.ring(now, &mut act);
+                self.turn_event(event, &mut act);
+            }
             Event::Announced(turn, at) => self.announced(turn, at, &mut act),
             Event::ListenRequested(at) if self.state == State::Idle && self.link_up => self.listen(at, &mut act),
             // Not while a turn is in progress (the user's own turn goes first).
@@ -336,6 +315,18 @@ impl Session {
         }
         self.cut_short(act);
         self.listen(at, act);
+    }
+
+    /// The alarm of a ringing timer: again every [`RING_EVERY`], until `ring_for` has passed.
+    fn ring(&mut self, now: Instant, act: &mut impl FnMut(Action)) {
+        let Some((until, next)) = self.ringing else { return };
+        if now >= until {
+            self.ringing = None;
+            act(Action::Led(self.state_led()));
+        } else if now >= next {
+            self.ringing = Some((until, now + RING_EVERY));
+            act(Action::Earcon(Earcon::Alarm));
+        }
     }
 
     /// Ends the turn in Waiting or Playing for a newer one.
@@ -494,5 +485,4 @@ impl Session {
 }
 
 #[cfg(test)]
-#[path = "session_tests.rs"]
 mod tests;

@@ -7,6 +7,7 @@ const LIMITS: Limits = Limits {
     max_turn: Duration::from_secs(30),
     reply_timeout: Duration::from_secs(10),
     max_reply: Duration::from_secs(60),
+    ring_for: Duration::from_secs(20),
 };
 
 fn ms(t0: Instant, ms: u64) -> Instant {
@@ -410,4 +411,42 @@ fn the_server_may_ask_to_listen_only_while_nothing_else_happens() {
     // Down, it cannot listen.
     s.handle(Event::LinkDown);
     assert!(s.handle(Event::ListenRequested(ms(t0, 5000))).is_empty());
+}
+
+#[test]
+fn a_running_timer_shows_on_the_idle_light_and_a_finished_one_rings_until_a_press() {
+    let (mut s, t0) = connected();
+    assert_eq!(s.handle(Event::TimerRunning(true)).as_slice(), [Action::Led(LedState::TimerRunning)]);
+    assert_eq!(
+        s.handle(Event::TimerFinished(t0)).as_slice(),
+        [Action::Earcon(Earcon::Alarm), Action::Led(LedState::TimerRinging)]
+    );
+    assert_eq!(s.next_deadline(), Some(t0 + RING_EVERY));
+    assert_eq!(s.handle(Event::Tick(t0 + RING_EVERY)).as_slice(), [Action::Earcon(Earcon::Alarm)]);
+    // The press silences it and starts no turn; its release is nothing either.
+    assert_eq!(s.handle(Event::Pressed(ms(t0, 2500))).as_slice(), [Action::Led(LedState::TimerRunning)]);
+    assert!(s.handle(Event::Released(ms(t0, 2600))).is_empty());
+    assert_eq!(s.state(), State::Idle);
+    assert_eq!(s.handle(Event::TimerRunning(false)).as_slice(), [Action::Led(LedState::Idle)]);
+}
+
+#[test]
+fn a_timer_nobody_answers_stops_ringing_after_its_time() {
+    let (mut s, t0) = connected();
+    s.handle(Event::TimerFinished(t0));
+    let mut alarms = 1;
+    let mut now = t0;
+    for _ in 0..100 {
+        let Some(next) = s.next_deadline() else { break };
+        now = next;
+        alarms += s.handle(Event::Tick(now)).iter().filter(|a| **a == Action::Earcon(Earcon::Alarm)).count();
+    }
+    assert_eq!(now, t0 + LIMITS.ring_for);
+    assert_eq!(alarms, 10, "every 2 s for 20 s");
+    assert_eq!(s.next_deadline(), None);
+    // A turn goes on as usual while a timer rings; the alarm keeps sounding over it.
+    s.handle(Event::TimerFinished(now));
+    s.handle(Event::Pressed(now));
+    assert_eq!(s.state(), State::Idle, "the first press only silences the alarm");
+    assert_eq!(s.handle(Event::Pressed(now))[0], Action::StartTurn(1));
 }
