@@ -179,7 +179,12 @@ fn small_text(path: &std::path::Path) -> Result<String, String> {
 
 /// This machine's host name, as a node name: lower case letters, digits and hyphens.
 pub fn default_name() -> String {
-    let host = small_text(std::path::Path::new("/proc/sys/kernel/hostname")).unwrap_or_default();
+    // gethostname, not /proc/sys/kernel/hostname: pivox.service hides /proc/sys (ProcSubset=pid).
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; the name is NUL-terminated within it.
+    let ok = unsafe { libc::gethostname(buf.as_mut_ptr().cast(), buf.len() - 1) } == 0;
+    let end = buf.iter().position(|b| *b == 0).unwrap_or(0);
+    let host = if ok { String::from_utf8_lossy(&buf[..end]).into_owned() } else { String::new() };
     let name = sanitize(&host);
     if name.is_empty() { "pivox".into() } else { name }
 }

@@ -28,6 +28,7 @@
 mod api;
 pub mod device;
 pub mod frame;
+pub mod mdns;
 pub mod messages;
 mod voice;
 
@@ -170,6 +171,14 @@ impl ServerSpec for Settings {
             self.mac.clone(),
             self.encryption.clone(),
         ));
+        // A device that cannot be discovered can still be added by its address: not fatal.
+        let advert = if self.mdns {
+            mdns::Advert::start(&device, listen)
+                .map_err(|e| log::warn!("{e}; add pivox in Home Assistant by its address ({listen})"))
+                .ok()
+        } else {
+            None
+        };
         let frame_samples = codec::frame_samples(params.frame_ms);
         let settings = self.clone();
         // Nothing to back off from: "connecting" is waiting for HA.
@@ -191,6 +200,7 @@ impl ServerSpec for Settings {
                 button: button_tx,
                 waiting: None,
                 voice: voice::Voice::default(),
+                advert,
             })
         })
     }
@@ -223,6 +233,8 @@ struct Link {
     waiting: Option<(Subscriber, String)>,
     /// The turns and replies in progress.
     voice: voice::Voice,
+    /// The mDNS advertisement, withdrawn when the link closes.
+    advert: Option<mdns::Advert>,
 }
 
 impl lifecycle::Backend for Link {
@@ -258,6 +270,7 @@ impl lifecycle::Backend for Link {
 
     fn close(&mut self) {
         self.fetcher.cancel_all();
+        self.advert = None;
     }
 }
 
