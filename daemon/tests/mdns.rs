@@ -49,7 +49,7 @@ fn the_esphome_service_is_found_in_a_network_namespace_with_the_records_home_ass
         ),
     )
     .unwrap();
-    let mut pivox = Command::new("ip")
+    let pivox = Command::new("ip")
         .args(["netns", "exec", &ns.0, env!("CARGO_BIN_EXE_pivox"), "run", "-c"])
         .arg(&config)
         .stdout(Stdio::null())
