@@ -256,7 +256,10 @@ fn the_esphome_link_listens_encrypted_by_default_and_checks_its_keys() {
     let settings: &esphome::Settings = loaded.config.server.as_any().downcast_ref().unwrap();
     assert_eq!(settings.listen.to_string(), "0.0.0.0:6053");
     assert!(settings.mdns && !settings.name.is_empty() && settings.mac.len() == 17);
-    assert_eq!(settings.encryption, Encryption::Provision { file: esphome::DEFAULT_KEY_FILE.into() });
+    assert_eq!(
+        settings.encryption,
+        Encryption::Provision { file: std::path::Path::new(esphome::DEFAULT_STATE_DIR).join(esphome::KEY_FILE) }
+    );
     assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
 
     let key = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";

@@ -40,6 +40,8 @@ pub enum PlaybackCommand {
     /// Silence the reply now (barge-in, error).
     Stop,
     Earcon(Earcon),
+    /// The loudness of replies and earcons from now on: 0.0 (muted) to 1.0 (as they come).
+    Volume(f32),
 }
 
 #[derive(Debug)]
@@ -79,6 +81,9 @@ struct Player {
     frame_samples: usize,
     pcm: [i16; MAX_FRAME_SAMPLES],
     last_fault: Option<Instant>,
+    /// 0.0 to 1.0; below 1.0 every sample is scaled (earcons in `scaled`, made once each time).
+    volume: f32,
+    scaled: Vec<i16>,
 }
 
 pub fn run(
@@ -98,6 +103,8 @@ pub fn run(
         frame_samples,
         pcm: [0; MAX_FRAME_SAMPLES],
         last_fault: None,
+        volume: 1.0,
+        scaled: Vec::new(),
     };
     'outer: loop {
         // Everything queued first, so a Stop is never behind a frame we are about to play.
@@ -166,13 +173,21 @@ impl Player {
                 }
             }
             PlaybackCommand::Earcon(earcon) => {
-                let samples = self.earcons.get(earcon);
+                let mut samples = self.earcons.get(earcon);
+                if self.volume < 1.0 {
+                    // Earcons are rare and short: this copy is not on the per-frame path.
+                    self.scaled.clear();
+                    self.scaled.extend_from_slice(samples);
+                    scale(&mut self.scaled, self.volume);
+                    samples = &self.scaled;
+                }
                 if !samples.is_empty()
                     && let Err(e) = self.speaker.write(samples)
                 {
                     self.fail(e);
                 }
             }
+            PlaybackCommand::Volume(volume) => self.volume = volume.clamp(0.0, 1.0),
         }
     }
 
@@ -191,6 +206,9 @@ impl Player {
                     log::warn!("reply packet undecodable ({e}); concealing it");
                     reply.decoder.decode(None, frame).unwrap_or(0)
                 });
+                if self.volume < 1.0 {
+                    scale(&mut self.pcm[..n], self.volume);
+                }
                 if !reply.started {
                     reply.started = true;
                     let _ = self.events.send(PlaybackEvent::Started { turn: reply.turn, at: Instant::now() });
@@ -211,6 +229,13 @@ impl Player {
             }
             None => false,
         }
+    }
+}
+
+/// Scales samples by `volume` (0.0 to 1.0), in place.
+fn scale(samples: &mut [i16], volume: f32) {
+    for sample in samples {
+        *sample = (f32::from(*sample) * volume) as i16;
     }
 }
 

@@ -107,7 +107,11 @@ async fn a_press_to_talk_turn_reaches_home_assistant_whole_and_its_reply_is_play
         "voice, API audio, timers, announce, conversation"
     );
     assert!(!info.api_encryption_supported, "plaintext = true");
-    assert_eq!(entities, [ListEntitiesBinarySensorResponse::TYPE], "the button");
+    assert_eq!(
+        entities,
+        [ListEntitiesBinarySensorResponse::TYPE, ListEntitiesMediaPlayerResponse::TYPE],
+        "button, speaker"
+    );
 
     let audio = answer_run(&mut ha, &media, false).await;
     let finished = ha.wait_for::<VoiceAssistantAnnounceFinished>().await.unwrap();
@@ -173,7 +177,7 @@ async fn home_assistant_provisions_a_key_that_is_kept_and_used_from_then_on() {
     let key_file = dir.join("esphome-key");
     let _ = std::fs::remove_file(&key_file);
     let addr = free_port();
-    let server = format!("key_file = \"{}\"\n", key_file.display());
+    let server = format!("state_dir = \"{}\"\n", dir.display());
     let run =
         tokio::spawn(run_daemon(esphome_config(addr, "press 60, release 61", &server), None, Duration::from_secs(4)));
     let mut ha = connect(addr, None).await;
@@ -373,4 +377,49 @@ async fn timers_run_on_the_light_a_cancelled_one_is_forgotten_and_a_finished_one
     let alarm = pivox::audio::earcon::Earcon::Alarm.render(16_000, 0.3);
     let played = probes.speaker.lock().samples.clone();
     assert!(played.len() >= alarm.len() && played.iter().any(|s| s.abs() > 1000), "the alarm sounded");
+}
+
+#[tokio::test]
+async fn the_media_player_sets_volume_and_mute_keeps_them_and_plays_a_url() {
+    let dir = temp_dir("esphome-volume");
+    let _ = std::fs::remove_file(dir.join("volume"));
+    let addr = free_port();
+    let media = media().await;
+    let server = format!("plaintext = true\nstate_dir = \"{}\"\n", dir.display());
+    let config = esphome_config(addr, "press 60, release 61", &server);
+    let run = tokio::spawn(run_daemon(config, None, Duration::from_secs(5)));
+    let mut ha = connect(addr, None).await;
+    ha.greet().await.unwrap();
+    let state = ha.wait_for::<MediaPlayerStateResponse>().await.unwrap();
+    assert_eq!((state.volume, state.muted), (1.0, false));
+    let command = |f: &dyn Fn(&mut MediaPlayerCommandRequest)| {
+        let mut c = MediaPlayerCommandRequest { key: 2, ..Default::default() };
+        f(&mut c);
+        c
+    };
+    ha.send(&command(&|c| (c.has_volume, c.volume) = (true, 0.25))).await.unwrap();
+    let state = ha.wait_for::<MediaPlayerStateResponse>().await.unwrap();
+    assert_eq!((state.volume, state.muted), (0.25, false));
+    // play_media: the URL is played, at a quarter of the volume.
+    ha.send(&command(&|c| (c.has_media_url, c.media_url) = (true, media.url("/announcement.mp3")))).await.unwrap();
+    let (_, probes, _) = run.await.unwrap();
+    assert_eq!(media.fetched(), ["/announcement.mp3"]);
+    assert!(!ha.received.contains(&VoiceAssistantAnnounceFinished::TYPE), "play_media is no announcement");
+    let expected = pivox::audio::media::decode_all(reply_mp3(), Some("audio/mpeg")).unwrap();
+    let played = probes.speaker.lock().samples.clone();
+    let peak = |s: &[i16]| s.iter().map(|v| i32::from(*v).abs()).max().unwrap_or(0);
+    let ratio = f64::from(peak(&played)) / f64::from(peak(&expected));
+    assert!((0.2..0.3).contains(&ratio), "played at {ratio:.2} of full volume");
+    assert_eq!(std::fs::read_to_string(dir.join("volume")).unwrap().trim(), "0.250 0", "kept for the next start");
+
+    // Muted, and restarted: the kept volume is HA's state again.
+    let run =
+        tokio::spawn(run_daemon(esphome_config(addr, "press 60, release 61", &server), None, Duration::from_secs(2)));
+    let mut ha = connect(addr, None).await;
+    ha.greet().await.unwrap();
+    assert_eq!(ha.wait_for::<MediaPlayerStateResponse>().await.unwrap().volume, 0.25);
+    ha.send(&command(&|c| (c.has_command, c.command) = (true, 3))).await.unwrap();
+    assert!(ha.wait_for::<MediaPlayerStateResponse>().await.unwrap().muted);
+    run.await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
 }

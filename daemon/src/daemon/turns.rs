@@ -275,6 +275,10 @@ impl Daemon {
                 Event::Announced(turn, Instant::now())
             }
             LinkEvent::Timer(timer) => return self.timer(timer, frames),
+            LinkEvent::Volume(volume) => {
+                log::info!("volume {:.0} %", volume * 100.0);
+                return self.play(PlaybackCommand::Volume(volume));
+            }
             LinkEvent::Listen => {
                 log::info!("the server asks to hear you: listening");
                 self.last_edge_at = Instant::now();

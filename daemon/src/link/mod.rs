@@ -182,6 +182,8 @@ pub enum Event {
     Listen,
     /// A timer the server runs for this device started, changed, was cancelled or finished.
     Timer(crate::timers::TimerEvent),
+    /// The loudness of replies and earcons the server set: 0.0 (muted) to 1.0.
+    Volume(f32),
 }
 
 /// Bytes on the wire, WebSocket framing included (TCP/IP headers not).

@@ -18,11 +18,12 @@ use bytes::{Buf, Bytes, BytesMut};
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::device::Device;
 use super::frame::{self, FrameError, Handshake, Noise};
+use super::media::{self, Loudness};
 use super::messages::*;
 
 /// A client silent this long is sent a ping.
@@ -45,6 +46,8 @@ pub enum FromClient {
     Gone { id: u64, why: String },
     /// A voice message from a subscribed client.
     Voice { id: u64, message: Voice },
+    /// A command for the media player (volume, mute, a URL to play), from any client.
+    Media(MediaPlayerCommandRequest),
 }
 
 /// The voice messages HA sends a satellite.
@@ -69,13 +72,15 @@ pub enum ToClient {
 /// use.
 pub const BUTTON_KEY: u32 = 1;
 
+/// What every client is shown as entity states.
+#[derive(Clone)]
+pub struct States {
+    pub button: watch::Receiver<bool>,
+    pub loudness: watch::Receiver<Loudness>,
+}
+
 /// Accepts clients until the link closes (`hub` closed), each on its own task.
-pub async fn accept(
-    listener: TcpListener,
-    device: Arc<Device>,
-    hub: mpsc::Sender<FromClient>,
-    button: tokio::sync::watch::Receiver<bool>,
-) {
+pub async fn accept(listener: TcpListener, device: Arc<Device>, hub: mpsc::Sender<FromClient>, states: States) {
     let clients = Arc::new(tokio::sync::Semaphore::new(MAX_CLIENTS));
     let mut next_id = 0u64;
     loop {
@@ -95,7 +100,7 @@ pub async fn accept(
             continue;
         };
         next_id += 1;
-        let client = Client::new(next_id, peer, device.clone(), hub.clone(), button.clone());
+        let client = Client::new(next_id, peer, device.clone(), hub.clone(), states.clone());
         tokio::spawn(async move {
             client.serve(stream).await;
             drop(permit);
@@ -122,24 +127,18 @@ struct Client {
     peer: SocketAddr,
     device: Arc<Device>,
     hub: mpsc::Sender<FromClient>,
-    button: tokio::sync::watch::Receiver<bool>,
+    states: States,
     wire: Wire,
     /// The client's name from its hello (`None` until then).
     name: Option<String>,
     subscribed: bool,
-    states: bool,
+    subscribed_states: bool,
     to_self: mpsc::Sender<ToClient>,
     out: BytesMut,
 }
 
 impl Client {
-    fn new(
-        id: u64,
-        peer: SocketAddr,
-        device: Arc<Device>,
-        hub: mpsc::Sender<FromClient>,
-        button: tokio::sync::watch::Receiver<bool>,
-    ) -> Self {
+    fn new(id: u64, peer: SocketAddr, device: Arc<Device>, hub: mpsc::Sender<FromClient>, states: States) -> Self {
         let wire = match device.key() {
             Some(key) => Wire::NoiseHello(key),
             None => Wire::Plain,
@@ -151,11 +150,11 @@ impl Client {
             peer,
             device,
             hub,
-            button,
+            states,
             wire,
             name: None,
             subscribed: false,
-            states: false,
+            subscribed_states: false,
             to_self,
             out: BytesMut::with_capacity(4096),
         }
@@ -196,8 +195,12 @@ impl Client {
                     ToClient::Message(kind, payload) => self.queue(kind, &payload),
                     ToClient::Close(why) => Flow::Close(why),
                 },
-                changed = self.button.changed(), if self.states => match changed {
+                changed = self.states.button.changed(), if self.subscribed_states => match changed {
                     Ok(()) => self.button_state(),
+                    Err(_) => Flow::Close("pivox is stopping".into()),
+                },
+                changed = self.states.loudness.changed(), if self.subscribed_states => match changed {
+                    Ok(()) => self.media_state(),
                     Err(_) => Flow::Close("pivox is stopping".into()),
                 },
                 () = self.hub.closed() => Flow::Close("pivox is stopping".into()),
@@ -341,8 +344,13 @@ impl Client {
     }
 
     fn button_state(&mut self) -> Flow {
-        let pressed = *self.button.borrow_and_update();
+        let pressed = *self.states.button.borrow_and_update();
         self.send(&BinarySensorStateResponse { key: BUTTON_KEY, state: pressed, missing_state: false })
+    }
+
+    fn media_state(&mut self) -> Flow {
+        let loudness = *self.states.loudness.borrow_and_update();
+        self.send(&loudness.state())
     }
 
     async fn message(&mut self, kind: u32, payload: Bytes) -> Flow {
@@ -403,11 +411,20 @@ impl Client {
                     device_class: String::new(),
                     icon: "mdi:gesture-tap-button".into(),
                 });
+                let _ = self.send(&media::entity());
                 self.send(&ListEntitiesDoneResponse {})
             }
             SubscribeStatesRequest::TYPE => {
-                self.states = true;
+                self.subscribed_states = true;
+                let _ = self.media_state();
                 self.button_state()
+            }
+            MediaPlayerCommandRequest::TYPE => {
+                let request = MediaPlayerCommandRequest::decode(payload)?;
+                if self.hub.send(FromClient::Media(request)).await.is_err() {
+                    return Ok(Flow::Close("pivox is stopping".into()));
+                }
+                Flow::Go
             }
             VoiceAssistantConfigurationRequest::TYPE => self
                 .send(&VoiceAssistantConfigurationResponse { active_wake_words: Vec::new(), max_active_wake_words: 0 }),

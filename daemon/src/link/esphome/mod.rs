@@ -29,6 +29,7 @@ mod api;
 pub mod device;
 pub mod frame;
 pub mod mdns;
+pub mod media;
 pub mod messages;
 mod voice;
 
@@ -49,9 +50,11 @@ use device::{Device, Encryption};
 
 /// ESPHome's API port.
 pub const DEFAULT_PORT: u16 = 6053;
-/// Where a key HA provisions is kept when the config names no file: pivox.service's
-/// `StateDirectory=`.
-pub const DEFAULT_KEY_FILE: &str = "/var/lib/pivox/esphome-key";
+/// Where a key HA provisions and the volume it sets are kept: pivox.service's `StateDirectory=`.
+pub const DEFAULT_STATE_DIR: &str = "/var/lib/pivox";
+/// The files in it.
+pub const KEY_FILE: &str = "esphome-key";
+pub const VOLUME_FILE: &str = "volume";
 
 /// `kind = "esphome"`: where pivox listens, who it is, how connections are encrypted.
 #[derive(Debug, Clone)]
@@ -63,6 +66,8 @@ pub struct Settings {
     pub encryption: Encryption,
     /// Advertise `_esphomelib._tcp` over mDNS so HA discovers pivox.
     pub mdns: bool,
+    /// Where the provisioned key and the volume are kept.
+    pub state_dir: PathBuf,
 }
 
 #[derive(Deserialize)]
@@ -73,7 +78,7 @@ struct RawSettings {
     friendly_name: String,
     mac: String,
     encryption_key: String,
-    key_file: String,
+    state_dir: String,
     plaintext: bool,
     mdns: bool,
 }
@@ -86,7 +91,7 @@ impl Default for RawSettings {
             friendly_name: String::new(),
             mac: String::new(),
             encryption_key: String::new(),
-            key_file: String::new(),
+            state_dir: DEFAULT_STATE_DIR.into(),
             plaintext: false,
             mdns: true,
         }
@@ -111,11 +116,12 @@ pub fn settings(section: &mut Section, checker: &dyn Checker) -> Arc<dyn ServerS
     let friendly_name = if raw.friendly_name.is_empty() { name.clone() } else { raw.friendly_name.clone() };
     let mac = if raw.mac.is_empty() { device::default_mac() } else { raw.mac.to_ascii_uppercase() };
     checker.check(is_mac(&mac), "server.mac", || format!("`{}` is not a MAC address like AA:BB:CC:DD:EE:FF", raw.mac));
-    let encryption = encryption(&raw, checker);
-    Arc::new(Settings { listen, name, friendly_name, mac, encryption, mdns: raw.mdns })
+    let state_dir = checker.path(&raw.state_dir);
+    let encryption = encryption(&raw, &state_dir, checker);
+    Arc::new(Settings { listen, name, friendly_name, mac, encryption, mdns: raw.mdns, state_dir })
 }
 
-fn encryption(raw: &RawSettings, checker: &dyn Checker) -> Encryption {
+fn encryption(raw: &RawSettings, state_dir: &std::path::Path, checker: &dyn Checker) -> Encryption {
     if raw.plaintext {
         checker.check(raw.encryption_key.is_empty(), "server.plaintext", || {
             "true together with server.encryption_key: choose one".into()
@@ -131,8 +137,7 @@ fn encryption(raw: &RawSettings, checker: &dyn Checker) -> Encryption {
             }
         };
     }
-    let file = if raw.key_file.is_empty() { PathBuf::from(DEFAULT_KEY_FILE) } else { checker.path(&raw.key_file) };
-    Encryption::Provision { file }
+    Encryption::Provision { file: state_dir.join(KEY_FILE) }
 }
 
 fn is_mac(text: &str) -> bool {
@@ -186,8 +191,10 @@ impl ServerSpec for Settings {
         super::start(retry, move |wiring| {
             let Wiring { events, helpers, .. } = wiring;
             let (hub_tx, hub) = mpsc::channel(64);
-            let (button_tx, button_rx) = watch::channel(false);
-            tokio::spawn(api::accept(listener, device.clone(), hub_tx, button_rx));
+            let (button_tx, button) = watch::channel(false);
+            let volume_file = settings.state_dir.join(VOLUME_FILE);
+            let (loudness_tx, loudness) = watch::channel(media::Loudness::load(&volume_file));
+            tokio::spawn(api::accept(listener, device.clone(), hub_tx, api::States { button, loudness }));
             let fetcher =
                 reply::Fetcher::spawn(None, reply::Timeouts::default(), frame_samples, events.clone(), helpers);
             log::info!("waiting for Home Assistant on {listen} (ESPHome API, node name {})", settings.name);
@@ -198,6 +205,9 @@ impl ServerSpec for Settings {
                 fetcher,
                 hub,
                 button: button_tx,
+                loudness: loudness_tx,
+                volume_file,
+                volume_told: false,
                 waiting: None,
                 voice: voice::Voice::default(),
                 advert,
@@ -229,6 +239,11 @@ struct Link {
     hub: mpsc::Receiver<FromClient>,
     /// The button's state, for the binary sensor HA sees.
     button: watch::Sender<bool>,
+    /// Volume and mute, as HA set them (kept in `volume_file`).
+    loudness: watch::Sender<media::Loudness>,
+    volume_file: PathBuf,
+    /// The daemon has been told the kept volume.
+    volume_told: bool,
     /// A client that subscribed while another one carried voice: it takes over next.
     waiting: Option<(Subscriber, String)>,
     /// The turns and replies in progress.
@@ -248,11 +263,18 @@ impl lifecycle::Backend for Link {
         if let Some((subscriber, client)) = self.waiting.take() {
             return Ok(Connected { connection: subscriber, codec: Codec::Pcm, server: client });
         }
+        if !std::mem::replace(&mut self.volume_told, true) {
+            let kept = *self.loudness.borrow();
+            if kept != media::Loudness::default() {
+                self.events.emit(super::Event::Volume(kept.gain())).await;
+            }
+        }
         loop {
             match self.hub.recv().await {
                 Some(FromClient::Subscribed { id, client, to }) => {
                     return Ok(Connected { connection: Subscriber { id, to }, codec: Codec::Pcm, server: client });
                 }
+                Some(FromClient::Media(request)) => self.media(&request, None).await,
                 Some(other) => log::debug!("ESPHome API: {other:?} while no client carries voice; ignored"),
                 None => return Err(Failure::Failed("the ESPHome API listener stopped".into())),
             }
@@ -275,6 +297,23 @@ impl lifecycle::Backend for Link {
 }
 
 impl Link {
+    /// HA's media player command: volume and mute (kept for the next start), or a URL to play
+    /// as an announcement is played (only while HA's voice connection is up).
+    async fn media(&mut self, request: &messages::MediaPlayerCommandRequest, out: Option<&mut voice::Outbox>) {
+        let current = *self.loudness.borrow();
+        if let Some(next) = current.after(request) {
+            next.save(&self.volume_file);
+            self.loudness.send_replace(next);
+            self.events.emit(super::Event::Volume(next.gain())).await;
+        }
+        if request.has_media_url && !request.media_url.is_empty() {
+            match out {
+                Some(out) => self.voice.play_media(request.media_url.clone(), out, &self.events, &self.fetcher).await,
+                None => log::warn!("Home Assistant asked to play media while its voice connection is down; not played"),
+            }
+        }
+    }
+
     async fn serve_voice(&mut self, subscriber: &Subscriber, commands: &mut mpsc::Receiver<Command>) -> Ended {
         let mut out = voice::Outbox::new(subscriber.to.clone());
         loop {
@@ -289,6 +328,7 @@ impl Link {
                         self.voice.message(message, &mut out, &self.events, &self.fetcher).await;
                     }
                     Some(FromClient::Voice { .. }) => {}
+                    Some(FromClient::Media(request)) => self.media(&request, Some(&mut out)).await,
                     Some(FromClient::Gone { id, why }) if id == subscriber.id => return Ended::Lost(format!("Home Assistant {why}")),
                     Some(FromClient::Gone { .. }) => {}
                     Some(FromClient::Subscribed { id, client, to }) => {

@@ -86,6 +86,8 @@ struct Announcement {
     next: Option<String>,
     /// Open the microphone once it has played (`start_conversation`).
     converse: bool,
+    /// HA waits for AnnounceFinished (an announcement, not a media player's play_media).
+    tell: bool,
     cancel: Arc<AtomicBool>,
 }
 
@@ -130,7 +132,9 @@ impl Voice {
                 // A press during an announcement ends it: HA hears it is over.
                 if let Some(announcement) = self.announcement.take() {
                     announcement.cancel.store(true, Ordering::Relaxed);
-                    out.send(&messages::VoiceAssistantAnnounceFinished { success: false });
+                    if announcement.tell {
+                        out.send(&messages::VoiceAssistantAnnounceFinished { success: false });
+                    }
                 }
                 out.send(&messages::VoiceAssistantRequest {
                     start: true,
@@ -335,7 +339,9 @@ impl Voice {
         }
         if let Some(old) = self.announcement.take() {
             old.cancel.store(true, Ordering::Relaxed);
-            out.send(&messages::VoiceAssistantAnnounceFinished { success: false });
+            if old.tell {
+                out.send(&messages::VoiceAssistantAnnounceFinished { success: false });
+            }
         }
         let (first, next) = match (request.preannounce_media_id.is_empty(), request.media_id.is_empty()) {
             (false, false) => (request.preannounce_media_id, Some(request.media_id)),
@@ -347,8 +353,28 @@ impl Voice {
             }
         };
         let cancel = Arc::new(AtomicBool::new(false));
-        self.announcement = Some(Announcement { turn: 0, next, converse: request.start_conversation, cancel });
+        self.announcement =
+            Some(Announcement { turn: 0, next, converse: request.start_conversation, tell: true, cancel });
         self.play_announcement(first, events, fetcher).await;
+    }
+
+    /// HA's media player plays `url` (`media_player.play_media`): like an announcement, without
+    /// telling HA when it is over (its media player is idle all along).
+    pub async fn play_media(&mut self, url: String, out: &mut Outbox, events: &Events, fetcher: &reply::Fetcher) {
+        log::info!("Home Assistant plays media: {}", shorten(&url, 200));
+        if let Some(run) = self.run.take() {
+            run.cancel.store(true, Ordering::Relaxed);
+            out.send(&messages::VoiceAssistantRequest { start: false, ..Default::default() });
+        }
+        if let Some(old) = self.announcement.take() {
+            old.cancel.store(true, Ordering::Relaxed);
+            if old.tell {
+                out.send(&messages::VoiceAssistantAnnounceFinished { success: false });
+            }
+        }
+        let cancel = Arc::new(AtomicBool::new(false));
+        self.announcement = Some(Announcement { turn: 0, next: None, converse: false, tell: false, cancel });
+        self.play_announcement(url, events, fetcher).await;
     }
 
     /// Plays `url` as the announcement's next turn.
@@ -368,8 +394,11 @@ impl Voice {
             // A chime that failed does not keep the message from playing.
             return self.play_announcement(next, events, fetcher).await;
         }
-        let converse = announcement.converse;
+        let (converse, tell) = (announcement.converse, announcement.tell);
         self.announcement = None;
+        if !tell {
+            return;
+        }
         if played {
             log::info!("the announcement has played");
         } else {
