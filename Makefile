@@ -8,7 +8,7 @@ SOAK_TURNS ?= 300
 
 AARCH64 := target/aarch64-unknown-linux-gnu/release/pivox
 
-.PHONY: deps cross-deps test-deps preflight demo check test system-test bench aarch64 aarch64-check
+.PHONY: deps cross-deps test-deps preflight demo check test system-test ha-test bench aarch64 aarch64-check
 
 deps:
 	@./scripts/install-deps.sh
@@ -16,7 +16,8 @@ deps:
 cross-deps:
 	@./scripts/install-cross-deps.sh
 
-# sfdisk, mtools, debugfs, fakeroot, sshd, mmdebstrap, qemu-system-aarch64, binfmt for aarch64.
+# sfdisk, mtools, debugfs, fakeroot, sshd, mmdebstrap, qemu-system-aarch64, binfmt for aarch64;
+# espeak-ng, sox, ffmpeg and curl for the Home Assistant rig.
 test-deps:
 	@./scripts/install-test-deps.sh
 
@@ -37,7 +38,7 @@ test: check
 	$(MAKE) system-test
 
 # Everything but the boot test (a few minutes quicker): formatting, lints, every cargo test,
-# the aarch64 build under qemu, the image recipe and deploy.sh.
+# the aarch64 build under qemu, the image recipe, deploy.sh and the real Home Assistant test.
 check: preflight
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
@@ -47,6 +48,12 @@ check: preflight
 	$(MAKE) aarch64-check
 	tests/image.sh $(AARCH64)
 	tests/deploy.sh $(AARCH64)
+	$(MAKE) ha-test
+
+# pivox as an ESPHome satellite of a real Home Assistant 2026.2.3 on loopback (../shared/ha-rig).
+ha-test: preflight
+	$(CARGO) build -p pivox --bin pivox
+	tests/ha-esphome.sh target/debug/pivox
 
 # Boots a recipe-built image in qemu-system-aarch64 (tests/system.sh), with the reference server
 # on the host (pivox-devtools); the base root file system is cached in ~/.cache/pivox/system-test.

@@ -2,7 +2,8 @@
 # Proves the aarch64 build works, under qemu-user: `--version`, `check-config` on the
 # shipped example, and one whole simulated turn (speech WAV as the microphone, a scripted
 # press, the reply written to a WAV) against the reference server on loopback, then one
-# against the stand-in Home Assistant (MP3 reply fetched over HTTP and decoded). The servers
+# against the stand-in Home Assistant (MP3 reply fetched over HTTP and decoded), then one as
+# an ESPHome-API device that the stand-in HA client connects to (Noise encryption). The servers
 # are the host's pivox-devtools: development tools are not in the Pi binary, and this checks
 # that they stayed out. Usage: scripts/aarch64-check.sh [BINARY [PIVOX_DEVTOOLS]]
 set -euo pipefail
@@ -26,9 +27,11 @@ done
 work=$(mktemp -d)
 server_pid=
 ha_pid=
+esphome_pid=
 cleanup() {
   [ -n "$server_pid" ] && kill "$server_pid" 2>/dev/null
   [ -n "$ha_pid" ] && kill "$ha_pid" 2>/dev/null
+  [ -n "$esphome_pid" ] && kill "$esphome_pid" 2>/dev/null
   rm -rf "$work"
 }
 trap cleanup EXIT
@@ -104,3 +107,29 @@ backend = "sim"
 device = "$work/homeassistant.wav"
 $devices
 TOML
+
+# The ESPHome link: pivox listens (Noise-encrypted), the stand-in HA client connects to it and
+# answers the run with the MP3 fixture. The press comes at 2 s, once the client has connected
+# (qemu-user starts the binary in well under that); the turn's audio is what the microphone
+# has then, which is all this check needs (the audio path is the one checked above).
+port=$((20000 + $$ % 20000))
+key=AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=
+"$devtools" esphome-client --device "127.0.0.1:$port" --key "$key" --wait 30 \
+  --reply daemon/tests/fixtures/reply.mp3 2>"$work/esphome-client.log" &
+esphome_pid=$!
+turn esphome 50000 <<TOML
+[server]
+kind = "esphome"
+listen = "127.0.0.1:$port"
+name = "pivox-aarch64"
+mac = "02:00:00:00:00:64"
+encryption_key = "$key"
+mdns = false
+state_dir = "$work"
+[speaker]
+backend = "sim"
+device = "$work/esphome.wav"
+${devices/press 0.3, release 1.9/press 2.0, release 3.2}
+TOML
+wait "$esphome_pid" || { echo "error: the stand-in HA client failed:" >&2; cat "$work/esphome-client.log" >&2; exit 1; }
+esphome_pid=

@@ -60,7 +60,11 @@ cmd|unshare|util-linux||the udev rules check as root (tests/image.sh)
 cmd|mmdebstrap|mmdebstrap||the boot test's arm64 root file system
 cmd|arch-test|arch-test||mmdebstrap's check that arm64 programs run
 file|/usr/share/keyrings/debian-archive-keyring.gpg|debian-archive-keyring||mmdebstrap's download check
-cmd|qemu-system-aarch64|qemu-system-arm||the boot test's virtual machine"
+cmd|qemu-system-aarch64|qemu-system-arm||the boot test's virtual machine
+cmd|espeak-ng|espeak-ng||the HA rig's test utterance and speech double
+cmd|sox|sox||the HA rig's utterance; the HA test's microphone
+cmd|ffmpeg|ffmpeg||Home Assistant's reply conversion (HA test)
+cmd|curl|curl||Home Assistant's REST API (tests/ha-esphome.sh)"
 
 missing=() packages=() hints=() mismatches=()
 # note WHAT PACKAGE-OR-HINT: one line of the message; apt packages are also gathered for a

@@ -186,7 +186,9 @@ async fn home_assistant_provisions_a_key_that_is_kept_and_used_from_then_on() {
     // As HA 2026.2 sends it: the base64 text.
     ha.send(&NoiseEncryptionSetKeyRequest { key: KEY.as_bytes().to_vec() }).await.unwrap();
     assert!(ha.wait_for::<NoiseEncryptionSetKeyResponse>().await.unwrap().success);
-    // The plaintext connection is closed, so that HA comes back encrypted.
+    // The plaintext connection says goodbye, as ESPHome does, so that HA comes back encrypted.
+    ha.wait_for::<DisconnectRequest>().await.unwrap();
+    ha.send(&DisconnectResponse {}).await.unwrap();
     let closed = ha.wait_for::<PingRequest>().await.unwrap_err();
     assert!(closed.contains("closed"), "{closed}");
     assert_eq!(std::fs::read_to_string(&key_file).unwrap().trim(), KEY);
@@ -201,6 +203,12 @@ async fn home_assistant_provisions_a_key_that_is_kept_and_used_from_then_on() {
     let mut ha = FakeClient::connect(addr, Some(key_bytes())).await.unwrap();
     let (info, _) = ha.greet().await.unwrap();
     assert!(!info.api_encryption_provisionable, "provisioned once");
+    // HA removing the device takes the key back (an empty key): plaintext again.
+    ha.send(&NoiseEncryptionSetKeyRequest { key: Vec::new() }).await.unwrap();
+    assert!(ha.wait_for::<NoiseEncryptionSetKeyResponse>().await.unwrap().success);
+    assert!(!key_file.exists());
+    let mut plain = FakeClient::connect(addr, None).await.unwrap();
+    assert!(plain.hello("aioesphomeapi").await.unwrap().api_encryption_provisionable);
     drop(ha);
     run.await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();

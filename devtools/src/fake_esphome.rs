@@ -300,7 +300,9 @@ async fn serve_file(mut stream: TcpStream, files: Arc<Vec<(String, Vec<u8>)>>, l
     }
     let line = String::from_utf8_lossy(&request);
     let path = line.split_whitespace().nth(1).unwrap_or("").to_string();
-    let Some((_, body)) = files.iter().find(|(p, _)| *p == path) else {
+    // A file whose path ends in `*` serves every path that starts with the rest.
+    let matches = |p: &str| p == path || p.strip_suffix('*').is_some_and(|prefix| path.starts_with(prefix));
+    let Some((_, body)) = files.iter().find(|(p, _)| matches(p)) else {
         let _ = stream.write_all(b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n").await;
         return;
     };
@@ -314,5 +316,54 @@ async fn serve_file(mut stream: TcpStream, files: Arc<Vec<(String, Vec<u8>)>>, l
     );
     if stream.write_all(head.as_bytes()).await.is_ok() {
         let _ = stream.write_all(body).await;
+    }
+}
+
+/// Home Assistant as far as pivox's turns need it: connects to pivox at `addr` (waiting up to
+/// `wait` for it to listen), greets it, and answers every run with the reply `media` serves
+/// under `/api/tts_proxy/` — a new URL each run, so that none comes from pivox's reply cache —
+/// until pivox hangs up. Returns how many runs it answered.
+pub async fn answer_turns(
+    addr: SocketAddr,
+    key: Option<[u8; 32]>,
+    media: &MediaServer,
+    wait: Duration,
+) -> Result<usize, String> {
+    let deadline = tokio::time::Instant::now() + wait;
+    let mut ha = loop {
+        match FakeClient::connect(addr, key).await {
+            Ok(client) => break client,
+            Err(e) if tokio::time::Instant::now() >= deadline => return Err(format!("pivox at {addr}: {e}")),
+            Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+        }
+    };
+    ha.greet().await?;
+    let mut runs = 0;
+    loop {
+        let start = match ha.wait_for::<VoiceAssistantRequest>().await {
+            Ok(start) => start,
+            Err(e) if e.contains("closed") => return Ok(runs),
+            Err(e) => return Err(e),
+        };
+        if !start.start {
+            continue;
+        }
+        runs += 1;
+        let url = media.url(&format!("/api/tts_proxy/run-{runs}.mp3"));
+        ha.send(&VoiceAssistantResponse { port: 0, error: false }).await?;
+        ha.event(event::RUN_START, &[("url", &url)]).await?;
+        ha.event(event::STT_START, &[]).await?;
+        ha.audio_until_end().await?;
+        ha.event(event::STT_END, &[("text", "turn on the kitchen lights")]).await?;
+        ha.event(event::INTENT_START, &[]).await?;
+        ha.event(event::INTENT_END, &[("conversation_id", "bench"), ("continue_conversation", "0")]).await?;
+        ha.event(event::TTS_START, &[("text", "Turned on the light")]).await?;
+        ha.event(event::TTS_END, &[("url", &url)]).await?;
+        ha.event(event::RUN_END, &[]).await?;
+        match ha.wait_for::<VoiceAssistantAnnounceFinished>().await {
+            Ok(_) => {}
+            Err(e) if e.contains("closed") => return Ok(runs),
+            Err(e) => return Err(e),
+        }
     }
 }

@@ -57,6 +57,25 @@ enum Command {
         #[arg(long)]
         reply: PathBuf,
     },
+    /// Act as Home Assistant connecting to a pivox with `kind = "esphome"`: greet it, answer
+    /// every run with a recorded reply, and exit when pivox hangs up (for trying the ESPHome link
+    /// without a Home Assistant, and for the aarch64 check).
+    EsphomeClient {
+        /// The pivox to connect to (it is waited for up to --wait seconds).
+        #[arg(long, default_value = "127.0.0.1:6053")]
+        device: SocketAddr,
+        /// The device's encryption key (base64), when it has one.
+        #[arg(long)]
+        key: Option<String>,
+        /// The spoken reply: an MP3, WAV, FLAC or Ogg Vorbis file.
+        #[arg(long)]
+        reply: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        wait: u64,
+        /// Fail unless at least this many runs were answered.
+        #[arg(long, default_value_t = 1)]
+        runs: usize,
+    },
     /// One simulated turn against a local reference server, with a timeline.
     Demo {
         /// Where to write the played reply.
@@ -73,6 +92,9 @@ fn main() -> ExitCode {
         }
         Command::Serve { listen, reply_wav, codecs, token_file, save_dir } => {
             serve_options(listen, reply_wav, codecs, token_file, save_dir).and_then(|options| block_on(serve(options)))
+        }
+        Command::EsphomeClient { device, key, reply, wait, runs } => {
+            block_on(esphome_client(device, key, reply, std::time::Duration::from_secs(wait), runs))
         }
         Command::Demo { out } => block_on(async move { pivox_devtools::demo::run(&out).await }),
     };
@@ -139,6 +161,27 @@ async fn serve_homeassistant(options: FakeHaOptions) -> Result<(), String> {
         log::warn!("client broke a rule: {violation}");
     }
     server.stop().await;
+    Ok(())
+}
+
+async fn esphome_client(
+    device: SocketAddr,
+    key: Option<String>,
+    reply: PathBuf,
+    wait: std::time::Duration,
+    at_least: usize,
+) -> Result<(), String> {
+    let key =
+        key.map(|k| pivox::link::esphome::device::decode_key(&k).map_err(|e| format!("--key: {e}"))).transpose()?;
+    let bytes = std::fs::read(&reply).map_err(|e| format!("--reply {}: {e}", reply.display()))?;
+    let media = pivox_devtools::fake_esphome::MediaServer::start(vec![("/api/tts_proxy/*".into(), bytes)])
+        .await
+        .map_err(|e| format!("cannot serve the reply: {e}"))?;
+    let runs = pivox_devtools::fake_esphome::answer_turns(device, key, &media, wait).await?;
+    log::info!("answered {runs} run(s) from pivox at {device}; {} reply download(s)", media.fetched().len());
+    if runs < at_least {
+        return Err(format!("pivox at {device} started {runs} run(s), fewer than {at_least}"));
+    }
     Ok(())
 }
 

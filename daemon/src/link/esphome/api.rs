@@ -32,6 +32,13 @@ pub const PING_AFTER: Duration = Duration::from_secs(30);
 pub const SILENT_LIMIT: Duration = Duration::from_secs(60);
 /// A write that takes longer than this means the client stopped reading.
 const WRITE_LIMIT: Duration = Duration::from_secs(5);
+/// After HA set a key, its plaintext connection is ended once HA has finished setting the
+/// device up (its state subscription, the last step) — or after this long.
+const GOODBYE_AFTER: Duration = Duration::from_secs(3);
+/// The goodbye's delay once HA's set-up is done.
+const SET_UP_DONE: Duration = Duration::from_millis(100);
+/// How long a client has to answer pivox's goodbye.
+const GOODBYE_LIMIT: Duration = Duration::from_secs(1);
 /// At most this many clients at once; more are refused (a scan must not use up the Pi).
 pub const MAX_CLIENTS: usize = 8;
 /// Messages queued for one client; a client that falls this far behind is dropped.
@@ -133,6 +140,9 @@ struct Client {
     name: Option<String>,
     subscribed: bool,
     subscribed_states: bool,
+    /// HA set a key: the goodbye (DisconnectRequest) goes out at `.0`; the connection is closed
+    /// at the answer, or at `.1`.
+    goodbye: Option<(Instant, Option<Instant>)>,
     to_self: mpsc::Sender<ToClient>,
     out: BytesMut,
 }
@@ -155,8 +165,18 @@ impl Client {
             name: None,
             subscribed: false,
             subscribed_states: false,
+            goodbye: None,
             to_self,
             out: BytesMut::with_capacity(4096),
+        }
+    }
+
+    /// When the goodbye after a key change is next due (its answer's deadline once sent).
+    fn goodbye_wake(&self, otherwise: Instant) -> Instant {
+        match self.goodbye {
+            Some((_, Some(close_by))) => close_by,
+            Some((at, None)) => at,
+            None => otherwise,
         }
     }
 
@@ -181,6 +201,7 @@ impl Client {
         log::debug!("ESPHome API: {} connected", self.peer);
         let why = loop {
             let wake = if pinged { last_heard + SILENT_LIMIT } else { last_heard + PING_AFTER };
+            let goodbye_at = self.goodbye_wake(wake);
             let flow = tokio::select! {
                 read = reader.read_buf(&mut input) => match read {
                     Ok(0) => Flow::Close("closed the connection".into()),
@@ -205,8 +226,23 @@ impl Client {
                 },
                 () = self.hub.closed() => Flow::Close("pivox is stopping".into()),
                 // HA set a key: this plaintext connection ends, and HA comes back encrypted.
-                _ = keyed.changed(), if matches!(self.wire, Wire::Plain) => {
-                    Flow::Close("the encryption key is set; connections from now on are encrypted".into())
+                // HA set a key: this plaintext connection says goodbye (as ESPHome does), and HA
+                // comes back encrypted.
+                _ = keyed.changed(), if matches!(self.wire, Wire::Plain) && self.goodbye.is_none() => {
+                    if *keyed.borrow_and_update() {
+                        let after = if self.subscribed_states { SET_UP_DONE } else { GOODBYE_AFTER };
+                        self.goodbye = Some((Instant::now() + after, None));
+                    }
+                    Flow::Go
+                }
+                () = tokio::time::sleep_until(goodbye_at), if self.goodbye.is_some() => {
+                    match self.goodbye {
+                        Some((_, None)) => {
+                            self.goodbye = Some((Instant::now(), Some(Instant::now() + GOODBYE_LIMIT)));
+                            self.send(&DisconnectRequest { reason: 0 })
+                        }
+                        _ => Flow::Close("the encryption key is set; connections from now on are encrypted".into()),
+                    }
                 }
                 () = tokio::time::sleep_until(wake) => {
                     if pinged {
@@ -295,7 +331,10 @@ impl Client {
             }
             Wire::NoiseHandshake(key) => {
                 let Some((used, body)) = frame::noise_frame(input)? else { return Ok(None) };
-                let result = frame::handshake(key, &input[body]);
+                let result = frame::handshake(key, &input[body.clone()]);
+                // HA's config flow learns a device's name with the all-zero key: no wrong key.
+                let probe = matches!(result, Handshake::Rejected(_))
+                    && matches!(frame::handshake(&[0; 32], &input[body]), Handshake::Done(..));
                 input.advance(used);
                 match result {
                     Handshake::Done(reply, noise) => {
@@ -305,6 +344,10 @@ impl Client {
                     }
                     Handshake::Rejected(reply) => {
                         frame::put_noise_frame(&mut self.out, &reply);
+                        if probe {
+                            log::debug!("ESPHome API: {} probed with the all-zero key (to learn the name)", self.peer);
+                            return Ok(Some(Step::Close("a name probe".into())));
+                        }
                         log::warn!(
                             "ESPHome API: {} used a different encryption key; in Home Assistant, reconfigure the \
                              device with pivox's key",
@@ -416,6 +459,9 @@ impl Client {
             }
             SubscribeStatesRequest::TYPE => {
                 self.subscribed_states = true;
+                if let Some((at, None)) = &mut self.goodbye {
+                    *at = (*at).min(Instant::now() + SET_UP_DONE);
+                }
                 let _ = self.media_state();
                 self.button_state()
             }
@@ -434,6 +480,23 @@ impl Client {
             }
             NoiseEncryptionSetKeyRequest::TYPE => {
                 let request = NoiseEncryptionSetKeyRequest::decode(payload)?;
+                if request.key.is_empty() {
+                    // HA removing the device takes its key back.
+                    let success = match self.device.forget() {
+                        Ok(()) => {
+                            log::info!(
+                                "ESPHome API: {} removed the encryption key; new connections are plaintext until a new one is set",
+                                self.who()
+                            );
+                            true
+                        }
+                        Err(e) => {
+                            log::warn!("ESPHome API: {} asked to remove the encryption key: {e}", self.who());
+                            false
+                        }
+                    };
+                    return Ok(self.send(&NoiseEncryptionSetKeyResponse { success }));
+                }
                 let success = match self.device.provision(&request.key) {
                     Ok(()) => {
                         log::info!(

@@ -48,7 +48,7 @@ impl Device {
         Self { name, friendly_name, mac, encryption, key: Mutex::new(key), keyed }
     }
 
-    /// Changes to `true` once a key is set.
+    /// `true` while a key is set; changes when HA sets or removes one.
     pub fn keyed(&self) -> tokio::sync::watch::Receiver<bool> {
         self.keyed.subscribe()
     }
@@ -80,6 +80,23 @@ impl Device {
         write_key_file(file, &key).map_err(|e| format!("cannot keep the key in {}: {e}", file.display()))?;
         *current = Some(key);
         self.keyed.send_replace(true);
+        Ok(())
+    }
+
+    /// Forgets the key HA set (HA removing the device sends an empty key): new connections are
+    /// plaintext again, and the next HA to add the device sets a new one.
+    pub fn forget(&self) -> Result<(), String> {
+        let Encryption::Provision { file } = &self.encryption else {
+            return Err("this device's key is set in its config; remove it there".into());
+        };
+        let mut current = self.key.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match std::fs::remove_file(file) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot remove {}: {e}", file.display())),
+        }
+        *current = None;
+        self.keyed.send_replace(false);
         Ok(())
     }
 
@@ -233,6 +250,11 @@ mod tests {
         assert_eq!(device.key(), Some([7u8; 32]));
         assert!(!device.info().api_encryption_provisionable);
         assert!(device.provision(&[8u8; 32]).is_err(), "set once");
+        let again = Device::new("p".into(), "P".into(), "m".into(), Encryption::Provision { file: file.clone() });
+        assert_eq!(again.key(), Some([7u8; 32]), "read back after a restart");
+        again.forget().unwrap();
+        assert!(again.key().is_none() && !file.exists() && again.provisionable());
+        assert!(Device::new("p".into(), "P".into(), "m".into(), Encryption::Key([1; 32])).forget().is_err());
         assert_eq!(std::fs::metadata(&file).unwrap().permissions().mode() & 0o777, 0o600);
         let again = Device::new("p".into(), "P".into(), "m".into(), Encryption::Provision { file: file.clone() });
         assert_eq!(again.key(), Some([7u8; 32]));

@@ -284,7 +284,9 @@ impl lifecycle::Backend for Link {
     async fn serve(&mut self, subscriber: Subscriber, commands: &mut mpsc::Receiver<Command>) -> Ended {
         let ended = self.serve_voice(&subscriber, commands).await;
         self.voice.abandon(&self.fetcher);
-        if !matches!(ended, Ended::Closed) {
+        // Taken over by a newer connection: the old one (a half-open one, say) is closed. One
+        // that unsubscribed stays as it is: HA unloading the device closes it itself.
+        if self.waiting.is_some() {
             let _ = subscriber.to.try_send(ToClient::Close("another connection carries voice now".into()));
         }
         ended
