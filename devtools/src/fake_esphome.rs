@@ -290,6 +290,8 @@ impl Drop for MediaServer {
 }
 
 async fn serve_file(mut stream: TcpStream, files: Arc<Vec<(String, Vec<u8>)>>, log: Arc<Mutex<Vec<String>>>) {
+    // Head and body go out as two writes: without this the body waits for the head's ACK.
+    let _ = stream.set_nodelay(true);
     let mut request = Vec::new();
     let mut buf = [0u8; 1024];
     while !request.windows(4).any(|w| w == b"\r\n\r\n") && request.len() < 16 * 1024 {
@@ -343,6 +345,11 @@ pub async fn answer_turns(
         let start = match ha.wait_for::<VoiceAssistantRequest>().await {
             Ok(start) => start,
             Err(e) if e.contains("closed") => return Ok(runs),
+            // Nothing for a while between turns: ping, as HA does.
+            Err(e) if e.contains("nothing from pivox") => {
+                ha.send(&PingRequest {}).await?;
+                continue;
+            }
             Err(e) => return Err(e),
         };
         if !start.start {

@@ -84,6 +84,8 @@ pub const BUTTON_KEY: u32 = 1;
 pub struct States {
     pub button: watch::Receiver<bool>,
     pub loudness: watch::Receiver<Loudness>,
+    /// Bytes on the wire, every connection's (the turn's figures count them).
+    pub counters: Arc<crate::link::Counters>,
 }
 
 /// Accepts clients until the link closes (`hub` closed), each on its own task.
@@ -206,7 +208,8 @@ impl Client {
                 read = reader.read_buf(&mut input) => match read {
                     Ok(0) => Flow::Close("closed the connection".into()),
                     Err(e) => Flow::Close(format!("connection failed: {e}")),
-                    Ok(_) => {
+                    Ok(n) => {
+                        self.states.counters.bytes_down.fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
                         last_heard = Instant::now();
                         pinged = false;
                         self.input(&mut input).await
@@ -256,7 +259,11 @@ impl Client {
             // What the step queued goes out before the next one.
             if !self.out.is_empty() {
                 match tokio::time::timeout(WRITE_LIMIT, writer.write_all(&self.out)).await {
-                    Ok(Ok(())) => self.out.clear(),
+                    Ok(Ok(())) => {
+                        let n = self.out.len() as u64;
+                        self.states.counters.bytes_up.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                        self.out.clear();
+                    }
                     Ok(Err(e)) => break format!("connection failed: {e}"),
                     Err(_) => break format!("stopped reading for {WRITE_LIMIT:?}"),
                 }

@@ -189,12 +189,12 @@ impl ServerSpec for Settings {
         // Nothing to back off from: "connecting" is waiting for HA.
         let retry = Retry::new(std::time::Duration::ZERO, std::time::Duration::ZERO);
         super::start(retry, move |wiring| {
-            let Wiring { events, helpers, .. } = wiring;
+            let Wiring { events, helpers, counters } = wiring;
             let (hub_tx, hub) = mpsc::channel(64);
             let (button_tx, button) = watch::channel(false);
             let volume_file = settings.state_dir.join(VOLUME_FILE);
             let (loudness_tx, loudness) = watch::channel(media::Loudness::load(&volume_file));
-            tokio::spawn(api::accept(listener, device.clone(), hub_tx, api::States { button, loudness }));
+            tokio::spawn(api::accept(listener, device.clone(), hub_tx, api::States { button, loudness, counters }));
             let fetcher =
                 reply::Fetcher::spawn(None, reply::Timeouts::default(), frame_samples, events.clone(), helpers);
             log::info!("waiting for Home Assistant on {listen} (ESPHome API, node name {})", settings.name);

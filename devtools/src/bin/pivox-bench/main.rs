@@ -13,6 +13,11 @@
 //! differs, so none comes from the reply cache), CPU seconds per turn and peak RSS. It goes
 //! under `"homeassistant"` in the summary.
 //!
+//! A fourth run is pivox as an ESPHome-API satellite (Noise-encrypted, as Home Assistant
+//! provisions it), with the stand-in HA client (`pivox_devtools::fake_esphome`) connected to it
+//! and answering every run with the same MP3 at a new URL: the same figures, and its idle cost,
+//! under `"esphome"`.
+//!
 //! Last, the idle cost: each of pivox and the baseline connected to the reference server and
 //! left alone (no press) for `--idle SECONDS` (default 10): CPU time per minute idle and
 //! wake-ups per second (context switches summed over the daemon's threads, from
@@ -22,6 +27,7 @@
 //! Then the soak (`--soak TURNS`, default 300; 0 skips it): that many short turns in one run,
 //! with memory, open files and threads sampled every second (soak.rs). Under `"soak"`.
 
+mod esphome;
 mod idle;
 mod report;
 mod soak;
@@ -218,6 +224,8 @@ fn run() -> Result<(), String> {
     let setup =
         Setup { pivox: &pivox, dir: &dir, name: "homeassistant", server: &server, audio: VARIANTS[0].audio, mic: &mic };
     let ha = measure(&setup, &script, turns)?;
+    println!("pivox-bench: {turns} turns as an ESPHome satellite of the stand-in HA client");
+    let esphome = esphome::measure(&pivox, &dir, &mic, &script, turns, idle)?;
     let soaked = match soak_turns {
         0 => None,
         n => Some(soak::run(&pivox, &dir, &format!("ws://{}/", servers.soak_addr), &speech()?, n)?),
@@ -225,17 +233,20 @@ fn run() -> Result<(), String> {
     servers.stop()?;
     print_table(&results);
     print_idle(&results);
-    print_homeassistant(&ha);
+    print_homeassistant("Home Assistant (fake, loopback)", "tts-end", &ha);
+    print_homeassistant("ESPHome satellite (stand-in HA client)", "TTS_END", &esphome);
     if let Some(soaked) = &soaked {
         soak::print(soaked);
     }
-    write_summary(&out, &results, &ha, soaked.as_ref())?;
+    write_summary(&out, &results, &ha, &esphome, soaked.as_ref())?;
     println!("\nwritten: {}", out.display());
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
 }
 
 const HA_TOKEN: &str = "bench-token";
+/// The reply, for the ESPHome run's stand-in HA.
+pub(crate) const REPLY: &[u8] = REPLY_MP3;
 /// The reply the fake Home Assistant speaks: 1.76 s of espeak-ng speech as 32 kbit/s MP3.
 const REPLY_MP3: &[u8] = include_bytes!("../../../../daemon/tests/fixtures/reply.mp3");
 

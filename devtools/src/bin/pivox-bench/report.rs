@@ -65,17 +65,21 @@ pub(super) fn idle_summary(idle: &Option<Idle>) -> serde_json::Value {
     }
 }
 
-pub(super) fn print_homeassistant(f: &Figures) {
-    println!("\n{:<44} {:>16}", "Home Assistant (fake, loopback)", "pivox");
+pub(super) fn print_homeassistant(title: &str, tts_end: &str, f: &Figures) {
+    println!("\n{title:<44} {:>16}", "pivox");
     let row = |name: &str, value: String| println!("{name:<44} {value:>16}");
     row("turns completed", f.turns.to_string());
     row("release → end marker on the wire p50/p95 ms", format!("{:.2}/{:.2}", f.release_to_end.0, f.release_to_end.1));
     row(
-        "tts-end → first sample p50/p95 ms",
+        &format!("{tts_end} → first sample p50/p95 ms"),
         format!("{:.2}/{:.2}", f.announced_to_first_sample.0, f.announced_to_first_sample.1),
     );
     row("CPU s per turn", format!("{:.4}", f.cpu_s_per_turn));
     row("peak RSS KiB", f.peak_rss_kb.to_string());
+    if let Some(idle) = &f.idle {
+        row(&format!("idle {:.0} s: CPU ms per minute", idle.seconds), format!("{:.1}", idle.cpu_ms_per_min));
+        row("idle: wake-ups per second", format!("{:.1}", idle.wakeups_per_s));
+    }
 }
 
 pub(super) fn homeassistant_summary(f: &Figures) -> serde_json::Value {
@@ -87,6 +91,7 @@ pub(super) fn homeassistant_summary(f: &Figures) -> serde_json::Value {
         "tts_end_to_first_sample_ms_p95": f.announced_to_first_sample.1,
         "cpu_s_per_turn": f.cpu_s_per_turn,
         "peak_rss_kb": f.peak_rss_kb,
+        "idle": idle_summary(&f.idle),
     })
 }
 
@@ -110,11 +115,13 @@ pub(super) fn write_summary(
     out: &Path,
     results: &[(&str, Figures)],
     homeassistant: &Figures,
+    esphome: &Figures,
     soaked: Option<&soak::Soak>,
 ) -> Result<(), String> {
     let mut doc = summary(&results[0].1);
     doc["baseline"] = summary(&results[1].1);
     doc["homeassistant"] = homeassistant_summary(homeassistant);
+    doc["esphome"] = homeassistant_summary(esphome);
     doc["soak"] = soaked.map_or(serde_json::Value::Null, soak::summary);
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
