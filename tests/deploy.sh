@@ -139,7 +139,8 @@ check_eq "rollback: the newer one kept" "$(sum "$new")" "$(sum "$pi/usr/local/bi
 check_eq "rollback twice: back to the new one" "$(sum "$new")" "$(sum "$pi/usr/local/bin/pivox")"
 
 # 6. --config: checked by pivox on the Pi, installed where the daemon reads it, bad ones refused.
-sed 's/voice-server.local/192.0.2.1/' image/pivox.toml >"$scratch/good.toml"
+sed 's/^# friendly_name = "Kitchen"/friendly_name = "Kitchen"/' image/pivox.toml >"$scratch/good.toml"
+cmp -s image/pivox.toml "$scratch/good.toml" && fail "the test's config edit did not apply to image/pivox.toml"
 out=$(./deploy.sh --config "$scratch/good.toml" "$host" 2>&1) || fail "config deploy failed: $out"
 check "config: installed on the boot partition" cmp -s "$scratch/good.toml" "$pi/boot/firmware/pivox.toml"
 check "config: previous kept" cmp -s image/pivox.toml "$pi/boot/firmware/pivox.toml.previous"

@@ -431,3 +431,29 @@ async fn the_media_player_sets_volume_and_mute_keeps_them_and_plays_a_url() {
     run.await.unwrap();
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[tokio::test]
+async fn a_press_during_an_announcement_stops_it_and_starts_a_turn() {
+    let addr = free_port();
+    // A chime served slowly enough to still be playing at the press.
+    let media = media().await;
+    let run = daemon(esphome_config(addr, "press 1.2, release 2.4", "plaintext = true\n"), 1).await;
+    let mut ha = connect(addr, None).await;
+    ha.greet().await.unwrap();
+    ha.send(&VoiceAssistantAnnounceRequest {
+        media_id: media.url("/announcement.mp3"),
+        text: "Dinner is ready".into(),
+        preannounce_media_id: media.url("/chime.mp3"),
+        start_conversation: false,
+    })
+    .await
+    .unwrap();
+    // The press cuts the chime short: HA hears the announcement is over, not a success.
+    let finished = ha.wait_for::<VoiceAssistantAnnounceFinished>().await.unwrap();
+    assert!(!finished.success);
+    answer_run(&mut ha, &media, false).await;
+    assert!(ha.wait_for::<VoiceAssistantAnnounceFinished>().await.unwrap().success);
+    let (report, _, _) = run.await.unwrap();
+    assert_eq!(outcomes(&report), ["Completed"]);
+    assert!(!media.fetched().contains(&"/announcement.mp3".to_string()), "the message after the chime is not played");
+}

@@ -167,6 +167,16 @@ impl Voice {
                     run.end_held = true;
                 }
             }
+            // A press during an announcement: the rest of it (the message after the chime) is
+            // not played, and HA hears it is over.
+            Command::CancelTurn { turn } if self.announcement.as_ref().is_some_and(|a| a.turn == turn) => {
+                if let Some(announcement) = self.announcement.take() {
+                    announcement.cancel.store(true, Ordering::Relaxed);
+                    if announcement.tell {
+                        out.send(&messages::VoiceAssistantAnnounceFinished { success: false });
+                    }
+                }
+            }
             Command::CancelTurn { turn } => {
                 if let Some(run) = self.run.take_if(|r| r.turn == turn) {
                     run.cancel.store(true, Ordering::Relaxed);
