@@ -14,7 +14,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -22,9 +22,10 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use super::device::Device;
-use super::frame::{self, FrameError, Handshake, Noise};
+use super::frame::FrameError;
 use super::media::{self, Loudness};
 use super::messages::*;
+use super::wire::{Step, Wire};
 
 /// A client silent this long is sent a ping.
 pub const PING_AFTER: Duration = Duration::from_secs(30);
@@ -117,15 +118,6 @@ pub async fn accept(listener: TcpListener, device: Arc<Device>, hub: mpsc::Sende
     }
 }
 
-/// How the connection's bytes are framed.
-enum Wire {
-    Plain,
-    /// Waiting for the client's Noise hello, then its handshake message.
-    NoiseHello([u8; 32]),
-    NoiseHandshake([u8; 32]),
-    Noise(Box<Noise>),
-}
-
 enum Flow {
     Go,
     Close(String),
@@ -151,10 +143,7 @@ struct Client {
 
 impl Client {
     fn new(id: u64, peer: SocketAddr, device: Arc<Device>, hub: mpsc::Sender<FromClient>, states: States) -> Self {
-        let wire = match device.key() {
-            Some(key) => Wire::NoiseHello(key),
-            None => Wire::Plain,
-        };
+        let wire = Wire::new(device.key());
         // Replaced in serve(); a sender is needed to build the struct.
         let (to_self, _) = mpsc::channel(1);
         Self {
@@ -170,6 +159,44 @@ impl Client {
             goodbye: None,
             to_self,
             out: BytesMut::with_capacity(4096),
+        }
+    }
+
+    /// Writes what is queued, bounded in time: a client that stopped reading is dropped.
+    async fn flush(&mut self, writer: &mut tokio::net::tcp::OwnedWriteHalf) -> Result<(), String> {
+        if self.out.is_empty() {
+            return Ok(());
+        }
+        match tokio::time::timeout(WRITE_LIMIT, writer.write_all(&self.out)).await {
+            Ok(Ok(())) => {
+                let n = self.out.len() as u64;
+                self.states.counters.bytes_up.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
+                self.out.clear();
+                Ok(())
+            }
+            Ok(Err(e)) => Err(format!("connection failed: {e}")),
+            Err(_) => Err(format!("stopped reading for {WRITE_LIMIT:?}")),
+        }
+    }
+
+    /// HA set a key (`set`) or took it back: a plaintext connection says goodbye once HA's
+    /// set-up is done, so that HA comes back encrypted.
+    fn key_set(&mut self, set: bool) -> Flow {
+        if set {
+            let after = if self.subscribed_states { SET_UP_DONE } else { GOODBYE_AFTER };
+            self.goodbye = Some((Instant::now() + after, None));
+        }
+        Flow::Go
+    }
+
+    /// The goodbye is due (DisconnectRequest), or its answer is overdue (closed).
+    fn goodbye_due(&mut self) -> Flow {
+        match self.goodbye {
+            Some((_, None)) => {
+                self.goodbye = Some((Instant::now(), Some(Instant::now() + GOODBYE_LIMIT)));
+                self.send(&DisconnectRequest { reason: 0 })
+            }
+            _ => Flow::Close("the encryption key is set; connections from now on are encrypted".into()),
         }
     }
 
@@ -228,25 +255,12 @@ impl Client {
                     Err(_) => Flow::Close("pivox is stopping".into()),
                 },
                 () = self.hub.closed() => Flow::Close("pivox is stopping".into()),
-                // HA set a key: this plaintext connection ends, and HA comes back encrypted.
                 // HA set a key: this plaintext connection says goodbye (as ESPHome does), and HA
                 // comes back encrypted.
                 _ = keyed.changed(), if matches!(self.wire, Wire::Plain) && self.goodbye.is_none() => {
-                    if *keyed.borrow_and_update() {
-                        let after = if self.subscribed_states { SET_UP_DONE } else { GOODBYE_AFTER };
-                        self.goodbye = Some((Instant::now() + after, None));
-                    }
-                    Flow::Go
+                    self.key_set(*keyed.borrow_and_update())
                 }
-                () = tokio::time::sleep_until(goodbye_at), if self.goodbye.is_some() => {
-                    match self.goodbye {
-                        Some((_, None)) => {
-                            self.goodbye = Some((Instant::now(), Some(Instant::now() + GOODBYE_LIMIT)));
-                            self.send(&DisconnectRequest { reason: 0 })
-                        }
-                        _ => Flow::Close("the encryption key is set; connections from now on are encrypted".into()),
-                    }
-                }
+                () = tokio::time::sleep_until(goodbye_at), if self.goodbye.is_some() => self.goodbye_due(),
                 () = tokio::time::sleep_until(wake) => {
                     if pinged {
                         Flow::Close(format!("silent for {SILENT_LIMIT:?}"))
@@ -257,16 +271,8 @@ impl Client {
                 }
             };
             // What the step queued goes out before the next one.
-            if !self.out.is_empty() {
-                match tokio::time::timeout(WRITE_LIMIT, writer.write_all(&self.out)).await {
-                    Ok(Ok(())) => {
-                        let n = self.out.len() as u64;
-                        self.states.counters.bytes_up.fetch_add(n, std::sync::atomic::Ordering::Relaxed);
-                        self.out.clear();
-                    }
-                    Ok(Err(e)) => break format!("connection failed: {e}"),
-                    Err(_) => break format!("stopped reading for {WRITE_LIMIT:?}"),
-                }
+            if let Err(why) = self.flush(&mut writer).await {
+                break why;
             }
             if let Flow::Close(why) = flow {
                 break why;
@@ -307,71 +313,7 @@ impl Client {
 
     /// The next whole frame, handled as far as the framing goes.
     fn next_frame(&mut self, input: &mut BytesMut) -> Result<Option<Step>, FrameError> {
-        match &mut self.wire {
-            Wire::Plain => {
-                if input.first() == Some(&0x01) {
-                    // ESPHome's answer, which the client reports as "plaintext device".
-                    self.out.extend_from_slice(b"\x00Bad indicator byte");
-                    log::warn!(
-                        "ESPHome API: {} wants an encrypted connection, but pivox has no key yet: remove the \
-                         encryption key from the device in Home Assistant, or set server.encryption_key",
-                        self.peer
-                    );
-                    return Ok(Some(Step::Close("encryption asked for, no key set".into())));
-                }
-                let Some((used, kind, range)) = frame::plain_message(input)? else { return Ok(None) };
-                let payload = Bytes::copy_from_slice(&input[range]);
-                input.advance(used);
-                Ok(Some(Step::Message(kind, payload)))
-            }
-            Wire::NoiseHello(key) => {
-                if input.first() == Some(&0x00) {
-                    // A plaintext client: this frame makes it say "requires encryption".
-                    frame::put_noise_frame(&mut self.out, b"\x01Bad indicator byte");
-                    return Ok(Some(Step::Close("a plaintext client; pivox requires encryption".into())));
-                }
-                let Some((used, _)) = frame::noise_frame(input)? else { return Ok(None) };
-                input.advance(used);
-                frame::put_noise_frame(&mut self.out, &frame::server_hello(&self.device.name, &self.device.mac));
-                self.wire = Wire::NoiseHandshake(*key);
-                Ok(Some(Step::Handshook))
-            }
-            Wire::NoiseHandshake(key) => {
-                let Some((used, body)) = frame::noise_frame(input)? else { return Ok(None) };
-                let result = frame::handshake(key, &input[body.clone()]);
-                // HA's config flow learns a device's name with the all-zero key: no wrong key.
-                let probe = matches!(result, Handshake::Rejected(_))
-                    && matches!(frame::handshake(&[0; 32], &input[body]), Handshake::Done(..));
-                input.advance(used);
-                match result {
-                    Handshake::Done(reply, noise) => {
-                        frame::put_noise_frame(&mut self.out, &reply);
-                        self.wire = Wire::Noise(noise);
-                        Ok(Some(Step::Handshook))
-                    }
-                    Handshake::Rejected(reply) => {
-                        frame::put_noise_frame(&mut self.out, &reply);
-                        if probe {
-                            log::debug!("ESPHome API: {} probed with the all-zero key (to learn the name)", self.peer);
-                            return Ok(Some(Step::Close("a name probe".into())));
-                        }
-                        log::warn!(
-                            "ESPHome API: {} used a different encryption key; in Home Assistant, reconfigure the \
-                             device with pivox's key",
-                            self.peer
-                        );
-                        Ok(Some(Step::Close("wrong encryption key".into())))
-                    }
-                }
-            }
-            Wire::Noise(noise) => {
-                let Some((used, body)) = frame::noise_frame(input)? else { return Ok(None) };
-                let (kind, payload) = noise.open(&input[body])?;
-                let payload = Bytes::copy_from_slice(payload);
-                input.advance(used);
-                Ok(Some(Step::Message(kind, payload)))
-            }
-        }
+        self.wire.next(input, &mut self.out, &self.device, self.peer)
     }
 
     /// Queues a message for sending.
@@ -380,17 +322,10 @@ impl Client {
     }
 
     fn queue(&mut self, kind: u32, payload: &[u8]) -> Flow {
-        match &mut self.wire {
-            Wire::Plain => frame::put_plain(&mut self.out, kind, payload),
-            Wire::Noise(noise) => {
-                if let Err(e) = noise.seal(&mut self.out, kind, payload) {
-                    return Flow::Close(e.to_string());
-                }
-            }
-            // Nothing but the handshake goes out before it is done.
-            Wire::NoiseHello(_) | Wire::NoiseHandshake(_) => {}
+        match self.wire.queue(&mut self.out, kind, payload) {
+            Ok(()) => Flow::Go,
+            Err(e) => Flow::Close(e.to_string()),
         }
-        Flow::Go
     }
 
     fn button_state(&mut self) -> Flow {
@@ -487,36 +422,7 @@ impl Client {
             }
             NoiseEncryptionSetKeyRequest::TYPE => {
                 let request = NoiseEncryptionSetKeyRequest::decode(payload)?;
-                if request.key.is_empty() {
-                    // HA removing the device takes its key back.
-                    let success = match self.device.forget() {
-                        Ok(()) => {
-                            log::info!(
-                                "ESPHome API: {} removed the encryption key; new connections are plaintext until a new one is set",
-                                self.who()
-                            );
-                            true
-                        }
-                        Err(e) => {
-                            log::warn!("ESPHome API: {} asked to remove the encryption key: {e}", self.who());
-                            false
-                        }
-                    };
-                    return Ok(self.send(&NoiseEncryptionSetKeyResponse { success }));
-                }
-                let success = match self.device.provision(&request.key) {
-                    Ok(()) => {
-                        log::info!(
-                            "ESPHome API: {} set the encryption key; connections from now on are encrypted",
-                            self.who()
-                        );
-                        true
-                    }
-                    Err(e) => {
-                        log::warn!("ESPHome API: {} tried to set an encryption key: {e}", self.who());
-                        false
-                    }
-                };
+                let success = self.set_key(&request.key);
                 self.send(&NoiseEncryptionSetKeyResponse { success })
             }
             VoiceAssistantResponse::TYPE => self.voice(Voice::Response(VoiceAssistantResponse::decode(payload)?)).await,
@@ -536,6 +442,36 @@ impl Client {
                 Flow::Go
             }
         })
+    }
+
+    /// HA sets the key (base64 text) it will encrypt with from now on, or takes it back (empty).
+    fn set_key(&mut self, key: &[u8]) -> bool {
+        let who = self.who();
+        if key.is_empty() {
+            // HA removing the device takes its key back.
+            return match self.device.forget() {
+                Ok(()) => {
+                    log::info!(
+                        "ESPHome API: {who} removed the encryption key; new connections are plaintext until a new one is set"
+                    );
+                    true
+                }
+                Err(e) => {
+                    log::warn!("ESPHome API: {who} asked to remove the encryption key: {e}");
+                    false
+                }
+            };
+        }
+        match self.device.provision(key) {
+            Ok(()) => {
+                log::info!("ESPHome API: {who} set the encryption key; connections from now on are encrypted");
+                true
+            }
+            Err(e) => {
+                log::warn!("ESPHome API: {who} tried to set an encryption key: {e}");
+                false
+            }
+        }
     }
 
     async fn subscribe(&mut self, subscribe: bool) -> Flow {
@@ -564,93 +500,6 @@ impl Client {
     }
 }
 
-enum Step {
-    Message(u32, Bytes),
-    Handshook,
-    Close(String),
-}
-
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::link::esphome::device::Encryption;
-
-    async fn listening() -> (SocketAddr, mpsc::Receiver<FromClient>, watch::Sender<bool>, watch::Sender<Loudness>) {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let device = Arc::new(Device::new("t".into(), "T".into(), "02:00:00:00:00:01".into(), Encryption::Plaintext));
-        let (hub_tx, hub) = mpsc::channel(16);
-        let (button_tx, button) = watch::channel(false);
-        let (loudness_tx, loudness) = watch::channel(Loudness::default());
-        let states = States { button, loudness, counters: Arc::default() };
-        tokio::spawn(accept(listener, device, hub_tx, states));
-        (addr, hub, button_tx, loudness_tx)
-    }
-
-    async fn hello(stream: &mut TcpStream) {
-        let mut out = BytesMut::new();
-        let hello = HelloRequest { client_info: "test".into(), api_version_major: 1, api_version_minor: 14 };
-        frame::put_plain(&mut out, HelloRequest::TYPE, &hello.encode_to_vec());
-        stream.write_all(&out).await.unwrap();
-    }
-
-    /// The message types that arrive until the connection closes (bounded by the test's clock).
-    async fn until_closed(stream: &mut TcpStream) -> Vec<u32> {
-        let (mut input, mut kinds) = (BytesMut::new(), Vec::new());
-        loop {
-            while let Some((used, kind, _)) = frame::plain_message(&input).unwrap() {
-                kinds.push(kind);
-                input.advance(used);
-            }
-            if stream.read_buf(&mut input).await.unwrap_or(0) == 0 {
-                return kinds;
-            }
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_silent_client_is_pinged_then_dropped_and_the_next_one_is_served() {
-        let (addr, mut hub, _button, _loudness) = listening().await;
-        let mut silent = TcpStream::connect(addr).await.unwrap();
-        hello(&mut silent).await;
-        // Subscribed, so that the link hears when it goes.
-        let mut out = BytesMut::new();
-        let subscribe = SubscribeVoiceAssistantRequest { subscribe: true, flags: 4 };
-        frame::put_plain(&mut out, SubscribeVoiceAssistantRequest::TYPE, &subscribe.encode_to_vec());
-        silent.write_all(&out).await.unwrap();
-        assert!(matches!(hub.recv().await, Some(FromClient::Subscribed { .. })));
-        let started = Instant::now();
-        let kinds = until_closed(&mut silent).await;
-        assert_eq!(kinds, [HelloResponse::TYPE, PingRequest::TYPE], "a ping after {PING_AFTER:?}, then closed");
-        assert_eq!(started.elapsed().as_secs(), SILENT_LIMIT.as_secs(), "dropped after {SILENT_LIMIT:?} of silence");
-        assert!(matches!(hub.recv().await, Some(FromClient::Gone { why, .. }) if why.contains("silent")));
-
-        // The next client is served at once.
-        let mut next = TcpStream::connect(addr).await.unwrap();
-        hello(&mut next).await;
-        let mut input = BytesMut::new();
-        while frame::plain_message(&input).unwrap().is_none() {
-            next.read_buf(&mut input).await.unwrap();
-        }
-        assert_eq!(frame::plain_message(&input).unwrap().unwrap().1, HelloResponse::TYPE);
-    }
-
-    #[tokio::test]
-    async fn no_more_than_the_client_limit_is_served_at_once() {
-        let (addr, _hub, _button, _loudness) = listening().await;
-        let mut held = Vec::new();
-        for _ in 0..MAX_CLIENTS {
-            let mut stream = TcpStream::connect(addr).await.unwrap();
-            hello(&mut stream).await;
-            let mut input = BytesMut::new();
-            while frame::plain_message(&input).unwrap().is_none() {
-                stream.read_buf(&mut input).await.unwrap();
-            }
-            held.push(stream);
-        }
-        let mut one_more = TcpStream::connect(addr).await.unwrap();
-        let refused = tokio::time::timeout(Duration::from_secs(5), until_closed(&mut one_more)).await.unwrap();
-        assert!(refused.is_empty(), "refused without a word");
-        drop(held);
-    }
-}
+#[path = "api_tests.rs"]
+mod tests;

@@ -32,6 +32,7 @@ pub mod mdns;
 pub mod media;
 pub mod messages;
 mod voice;
+mod wire;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
