@@ -89,6 +89,18 @@ async fn answer_run(ha: &mut FakeClient, media: &MediaServer, continues: bool) -
     audio
 }
 
+/// HA announces "Dinner is ready" with its chime first.
+async fn announce(ha: &mut FakeClient, media: &MediaServer, start_conversation: bool) {
+    ha.send(&VoiceAssistantAnnounceRequest {
+        media_id: media.url("/announcement.mp3"),
+        text: "Dinner is ready".into(),
+        preannounce_media_id: media.url("/chime.mp3"),
+        start_conversation,
+    })
+    .await
+    .unwrap();
+}
+
 async fn daemon(config: pivox::config::Config, turns: u32) -> tokio::task::JoinHandle<(RunReport, Probes, Duration)> {
     tokio::spawn(run_daemon(config, Some(turns), TURN_LIMIT))
 }
@@ -222,14 +234,7 @@ async fn an_announcement_plays_chime_then_message_and_a_started_conversation_lis
     let run = daemon(esphome_config(addr, "press 60, release 61", "plaintext = true\n"), 1).await;
     let mut ha = connect(addr, None).await;
     ha.greet().await.unwrap();
-    ha.send(&VoiceAssistantAnnounceRequest {
-        media_id: media.url("/announcement.mp3"),
-        text: "Dinner is ready".into(),
-        preannounce_media_id: media.url("/chime.mp3"),
-        start_conversation: true,
-    })
-    .await
-    .unwrap();
+    announce(&mut ha, &media, true).await;
     assert!(ha.wait_for::<VoiceAssistantAnnounceFinished>().await.unwrap().success);
     assert_eq!(media.fetched(), ["/chime.mp3", "/announcement.mp3"], "the chime first, then the message");
     // start_conversation: pivox opens the microphone for one turn, which HA's VAD ends.
@@ -440,14 +445,7 @@ async fn a_press_during_an_announcement_stops_it_and_starts_a_turn() {
     let run = daemon(esphome_config(addr, "press 1.2, release 2.4", "plaintext = true\n"), 1).await;
     let mut ha = connect(addr, None).await;
     ha.greet().await.unwrap();
-    ha.send(&VoiceAssistantAnnounceRequest {
-        media_id: media.url("/announcement.mp3"),
-        text: "Dinner is ready".into(),
-        preannounce_media_id: media.url("/chime.mp3"),
-        start_conversation: false,
-    })
-    .await
-    .unwrap();
+    announce(&mut ha, &media, false).await;
     // The press cuts the chime short: HA hears the announcement is over, not a success.
     let finished = ha.wait_for::<VoiceAssistantAnnounceFinished>().await.unwrap();
     assert!(!finished.success);

@@ -125,17 +125,9 @@ impl Voice {
     pub async fn command(&mut self, command: Command, out: &mut Outbox, events: &Events, fetcher: &reply::Fetcher) {
         match command {
             Command::StartTurn { turn, .. } => {
-                if let Some(old) = self.run.take() {
-                    old.cancel.store(true, Ordering::Relaxed);
-                    out.send(&messages::VoiceAssistantRequest { start: false, ..Default::default() });
-                }
+                self.abort_run(out);
                 // A press during an announcement ends it: HA hears it is over.
-                if let Some(announcement) = self.announcement.take() {
-                    announcement.cancel.store(true, Ordering::Relaxed);
-                    if announcement.tell {
-                        out.send(&messages::VoiceAssistantAnnounceFinished { success: false });
-                    }
-                }
+                self.end_announcement(out);
                 out.send(&messages::VoiceAssistantRequest {
                     start: true,
                     conversation_id: self.conversation.clone(),
@@ -170,12 +162,7 @@ impl Voice {
             // A press during an announcement: the rest of it (the message after the chime) is
             // not played, and HA hears it is over.
             Command::CancelTurn { turn } if self.announcement.as_ref().is_some_and(|a| a.turn == turn) => {
-                if let Some(announcement) = self.announcement.take() {
-                    announcement.cancel.store(true, Ordering::Relaxed);
-                    if announcement.tell {
-                        out.send(&messages::VoiceAssistantAnnounceFinished { success: false });
-                    }
-                }
+                self.end_announcement(out);
             }
             Command::CancelTurn { turn } => {
                 if let Some(run) = self.run.take_if(|r| r.turn == turn) {
@@ -347,12 +334,7 @@ impl Voice {
         if let Some(run) = self.run.take() {
             run.cancel.store(true, Ordering::Relaxed);
         }
-        if let Some(old) = self.announcement.take() {
-            old.cancel.store(true, Ordering::Relaxed);
-            if old.tell {
-                out.send(&messages::VoiceAssistantAnnounceFinished { success: false });
-            }
-        }
+        self.end_announcement(out);
         let (first, next) = match (request.preannounce_media_id.is_empty(), request.media_id.is_empty()) {
             (false, false) => (request.preannounce_media_id, Some(request.media_id)),
             (true, false) => (request.media_id, None),
@@ -372,16 +354,8 @@ impl Voice {
     /// telling HA when it is over (its media player is idle all along).
     pub async fn play_media(&mut self, url: String, out: &mut Outbox, events: &Events, fetcher: &reply::Fetcher) {
         log::info!("Home Assistant plays media: {}", shorten(&url, 200));
-        if let Some(run) = self.run.take() {
-            run.cancel.store(true, Ordering::Relaxed);
-            out.send(&messages::VoiceAssistantRequest { start: false, ..Default::default() });
-        }
-        if let Some(old) = self.announcement.take() {
-            old.cancel.store(true, Ordering::Relaxed);
-            if old.tell {
-                out.send(&messages::VoiceAssistantAnnounceFinished { success: false });
-            }
-        }
+        self.abort_run(out);
+        self.end_announcement(out);
         let cancel = Arc::new(AtomicBool::new(false));
         self.announcement = Some(Announcement { turn: 0, next: None, converse: false, tell: false, cancel });
         self.play_announcement(url, events, fetcher).await;
@@ -417,6 +391,24 @@ impl Voice {
         out.send(&messages::VoiceAssistantAnnounceFinished { success: played });
         if played && converse {
             events.emit(Event::Listen).await;
+        }
+    }
+
+    /// Aborts HA's run in progress (a new press, media HA plays).
+    fn abort_run(&mut self, out: &mut Outbox) {
+        if let Some(run) = self.run.take() {
+            run.cancel.store(true, Ordering::Relaxed);
+            out.send(&messages::VoiceAssistantRequest { start: false, ..Default::default() });
+        }
+    }
+
+    /// Cuts the announcement in progress short; HA, if it waits for it, hears it is over.
+    fn end_announcement(&mut self, out: &mut Outbox) {
+        if let Some(announcement) = self.announcement.take() {
+            announcement.cancel.store(true, Ordering::Relaxed);
+            if announcement.tell {
+                out.send(&messages::VoiceAssistantAnnounceFinished { success: false });
+            }
         }
     }
 
