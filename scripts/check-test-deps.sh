@@ -111,6 +111,18 @@ while IFS='|' read -r kind name package owner why; do
   package_of[$name]=$package
 done <<<"$needs"
 
+# The real Home Assistant of `make ha-test` (../shared/ha-rig) needs a Python 3.13, which Debian 12
+# does not package; the build machines have pyenv's (the rig's common.sh finds it).
+if rig=$("$(dirname "$0")/ha-rig.sh" 2>/dev/null); then
+  rig_common=$rig/common.sh
+  # shellcheck source=/dev/null
+  if ! (source "$rig_common" && find_python313 >/dev/null); then
+    note "$(printf '%-44s %s' python3.13 "Home Assistant 2026.2 for make ha-test (none on PATH or in pyenv)")" "install Python 3.13 (pyenv install 3.13), or set PYTHON="
+  fi
+else
+  note "$(printf '%-44s %s' ../shared/ha-rig "the Home Assistant rig for make ha-test")" "put the shared folder beside this repository, or set PIVOX_HA_RIG"
+fi
+
 # The Rust toolchain comes from rustup, not apt.
 if ! command -v cargo >/dev/null; then
   note "$(printf '%-44s %s' cargo "Rust 1.87 or newer")" "install Rust with rustup: https://rustup.rs"

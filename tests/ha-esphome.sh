@@ -25,9 +25,7 @@ source "$(dirname "$0")/lib.sh"
 binary=${1:-$repo/target/debug/pivox}
 [ -x "$binary" ] || fail "no pivox binary at $binary (cargo build -p pivox --bin pivox)"
 binary=$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")
-rig=${PIVOX_HA_RIG:-$repo/../shared/ha-rig}
-[ -x "$rig/setup.sh" ] || fail "no Home Assistant rig at $rig (../shared/ha-rig; or set PIVOX_HA_RIG)"
-rig=$(cd "$rig" && pwd)
+rig=$("$repo/scripts/ha-rig.sh") || fail "no Home Assistant rig (../shared/ha-rig beside this repository or its origin; or set PIVOX_HA_RIG)"
 
 cache=${XDG_CACHE_HOME:-$HOME/.cache}/pivox
 # The rig's knobs (common.sh): everything but the venv in this test's own root.
