@@ -21,6 +21,7 @@ use pivox_hal::sim::SpeakerProbe;
 use pivox_hal::{ButtonEvent, LedState};
 use tokio::sync::mpsc;
 
+use crate::audio::preroll::CaptureGate;
 use crate::audio::{CapturedFrame, FrameBuf};
 use crate::backoff::Backoff;
 use crate::config::Config;
@@ -168,12 +169,14 @@ fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) {
     }
 }
 
-/// The capture thread: reads whole frames and queues them for the main loop.
+/// The capture thread: reads whole frames and queues them for the main loop during a turn,
+/// and into the pre-roll ring between turns ([`CaptureGate`]).
 pub fn spawn_capture(
     backend_name: &str,
     spec: MicSpec,
     frame_samples: usize,
     frames: mpsc::Sender<CapturedFrame>,
+    gate: Arc<CaptureGate>,
     faults: mpsc::UnboundedSender<Fault>,
     stop: Arc<AtomicBool>,
     dropped: Arc<AtomicU64>,
@@ -191,13 +194,16 @@ pub fn spawn_capture(
                     break;
                 }
                 Ok(_) => {
-                    let frame = CapturedFrame {
-                        samples: FrameBuf::from_slice(buf).unwrap_or_default(),
-                        captured_at: Instant::now(),
-                    };
-                    if frames.try_send(frame).is_err() {
-                        dropped.fetch_add(1, Ordering::Relaxed);
-                    }
+                    // Between turns the frame goes into the pre-roll ring right here.
+                    gate.take(buf, || {
+                        let frame = CapturedFrame {
+                            samples: FrameBuf::from_slice(buf).unwrap_or_default(),
+                            captured_at: Instant::now(),
+                        };
+                        if frames.try_send(frame).is_err() {
+                            dropped.fetch_add(1, Ordering::Relaxed);
+                        }
+                    });
                 }
                 Err(error) => {
                     // The backend already tried to recover in place; start over from open.

@@ -33,6 +33,10 @@ impl PreRoll {
         self.samples.len()
     }
 
+    pub fn clear(&mut self) {
+        self.samples.clear();
+    }
+
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
     }
@@ -69,6 +73,71 @@ impl PreRoll {
     }
 }
 
+/// Where captured frames go: to the main loop while a turn streams, and into the pre-roll ring
+/// otherwise, filled by the capture thread itself — so that between presses the main loop is
+/// not woken 50 times a second only to keep the last few hundred milliseconds (issue 14).
+///
+/// The capture thread decides under the gate's lock, and sends under it too, so that the main
+/// loop, opening or closing the gate under the same lock, sees every frame once and in order.
+#[derive(Debug)]
+pub struct CaptureGate(std::sync::Mutex<Gate>);
+
+#[derive(Debug)]
+struct Gate {
+    streaming: bool,
+    ring: PreRoll,
+}
+
+impl CaptureGate {
+    /// A closed gate with a ring of `frames` frames of `frame_samples` samples.
+    pub fn new(frames: usize, frame_samples: usize) -> Self {
+        Self(std::sync::Mutex::new(Gate { streaming: false, ring: PreRoll::new(frames, frame_samples) }))
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Gate> {
+        self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The capture thread's part: keeps `frame` in the ring while the gate is closed; while it
+    /// is open, hands it to `send` (which must not block).
+    pub fn take(&self, frame: &[i16], send: impl FnOnce()) {
+        let mut gate = self.lock();
+        if gate.streaming {
+            send();
+        } else {
+            gate.ring.push(frame);
+        }
+    }
+
+    /// A turn starts: frames go to the main loop from now on, and the ring's audio (the
+    /// pre-roll) is moved into `into`, which is left with nothing older. Already open (a turn
+    /// right after the last, before a frame closed the gate): the main loop's `into` and the
+    /// frames queued for it are the pre-roll, and nothing changes.
+    pub fn open(&self, into: &mut PreRoll) {
+        let mut gate = self.lock();
+        if gate.streaming {
+            return;
+        }
+        gate.streaming = true;
+        std::mem::swap(&mut gate.ring, into);
+        gate.ring.clear();
+    }
+
+    /// No turn streams: the frames still queued (`queued` takes them) go into the ring in
+    /// order, and the capture thread fills it from now on.
+    pub fn close(&self, mut queued: impl FnMut() -> Option<super::FrameBuf>) {
+        let mut gate = self.lock();
+        while let Some(frame) = queued() {
+            gate.ring.push(&frame);
+        }
+        gate.streaming = false;
+    }
+
+    pub fn is_open(&self) -> bool {
+        self.lock().streaming
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -102,5 +171,42 @@ mod tests {
         }
         assert_eq!(ring.samples.capacity(), cap, "pushing must not reallocate");
         assert_eq!(ring.len(), 15 * 320);
+    }
+}
+
+#[cfg(test)]
+mod gate_tests {
+    use super::*;
+
+    #[test]
+    fn frames_go_to_the_ring_while_closed_to_the_main_loop_while_open_and_none_is_lost_or_reordered() {
+        let gate = CaptureGate::new(3, 1);
+        let mut sent = Vec::new();
+        for f in 0..5i16 {
+            gate.take(&[f], || sent.push(f));
+        }
+        assert!(sent.is_empty(), "closed: nothing for the main loop");
+        let mut preroll = PreRoll::new(3, 1);
+        preroll.push(&[99]);
+        gate.open(&mut preroll);
+        let mut held = Vec::new();
+        preroll.drain_frames(1, |f| held.push(f[0]));
+        assert_eq!(held, [2, 3, 4], "the last three frames, not the main loop's older one");
+        gate.take(&[5], || sent.push(5));
+        gate.take(&[6], || sent.push(6));
+        assert_eq!(sent, [5, 6]);
+        // Closed with frame 6 still queued: it goes into the ring before the next capture.
+        let mut queue = vec![crate::audio::FrameBuf::from_slice(&[6]).unwrap()].into_iter();
+        gate.close(|| queue.next());
+        gate.take(&[7], || unreachable!("closed"));
+        gate.open(&mut preroll);
+        held.clear();
+        preroll.drain_frames(1, |f| held.push(f[0]));
+        assert_eq!(held, [6, 7]);
+        assert!(gate.is_open());
+        // Opened again while open: the main loop's pre-roll stays as it is.
+        preroll.push(&[8]);
+        gate.open(&mut preroll);
+        assert_eq!(preroll.len(), 1);
     }
 }

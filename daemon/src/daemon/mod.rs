@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 use crate::audio::codec;
 use crate::audio::earcon::EarconBank;
 use crate::audio::jitter::JitterConfig;
-use crate::audio::preroll::PreRoll;
+use crate::audio::preroll::{CaptureGate, PreRoll};
 use crate::audio::{CODEC_RATE, CapturedFrame};
 use crate::config::Config;
 use crate::devices::{self, DeviceThread, Fault, LedShow};
@@ -102,7 +102,8 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         frame_ms: config.audio.frame_ms,
         longest_turn: config.session.max_turn + config.session.reply_timeout,
     })?;
-    let Devices { threads, led, playback, mut queues } = start_devices(&config, &options, &stop_devices, &dropped)?;
+    let Devices { threads, led, playback, mut queues, gate } =
+        start_devices(&config, &options, &stop_devices, &dropped)?;
     let link::LinkHandle { commands, events: mut link_events, counters, task, helpers } = link;
     let frame_samples = codec::frame_samples(config.audio.frame_ms);
     let preroll_frames = (config.audio.preroll_ms / config.audio.frame_ms) as usize;
@@ -110,6 +111,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         session: Session::new(config.session),
         uplink: Uplink::new(commands, config.opus, frame_samples),
         preroll: PreRoll::new(preroll_frames, frame_samples),
+        gate,
         codec: None,
         playback,
         led,
@@ -169,6 +171,8 @@ struct Devices {
     led: std::sync::mpsc::Sender<LedShow>,
     playback: std::sync::mpsc::SyncSender<PlaybackCommand>,
     queues: Queues,
+    /// Where captured frames go: the pre-roll ring between turns, the main loop during one.
+    gate: Arc<CaptureGate>,
 }
 
 fn start_devices(
@@ -185,12 +189,15 @@ fn start_devices(
     let (led_tx, led_rx) = std::sync::mpsc::channel();
     let (playback_tx, playback_rx) = std::sync::mpsc::sync_channel(4096);
     let (playback_event_tx, playback_events) = mpsc::unbounded_channel();
+    let preroll_frames = (config.audio.preroll_ms / config.audio.frame_ms) as usize;
+    let gate = Arc::new(CaptureGate::new(preroll_frames, frame_samples));
     let mic = devices::mic_spec(config, options.epoch);
     let mic = devices::spawn_capture(
         &config.microphone.backend,
         mic,
         frame_samples,
         frame_tx,
+        gate.clone(),
         fault_tx.clone(),
         stop.clone(),
         dropped.clone(),
@@ -212,7 +219,7 @@ fn start_devices(
         .collect::<Result<_, _>>()
         .map_err(|e| format!("cannot start a device thread: {e}"))?;
     let queues = Queues { faults, frames, buttons, playback_events };
-    Ok(Devices { threads, led: led_tx, playback: playback_tx, queues })
+    Ok(Devices { threads, led: led_tx, playback: playback_tx, queues, gate })
 }
 
 /// Runs `future` on a current-thread runtime: the control plane needs one thread (enough on a

@@ -12,7 +12,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::{Queues, REPORT_TURNS, RunReport, SIGHUP, stop_requested, watchdog_tick};
 use crate::audio::codec::Codec;
-use crate::audio::preroll::PreRoll;
+use crate::audio::preroll::{CaptureGate, PreRoll};
 use crate::audio::{CODEC_RATE, CapturedFrame};
 use crate::devices::{Fault, LedShow};
 use crate::link::{self, AudioChunk, Command, Down, Event as LinkEvent, TurnFailure, TurnId};
@@ -29,6 +29,8 @@ pub(super) struct Daemon {
     pub(super) session: Session,
     pub(super) uplink: Uplink,
     pub(super) preroll: PreRoll,
+    /// Where the capture thread puts frames: the pre-roll ring between turns, this loop during one.
+    pub(super) gate: Arc<CaptureGate>,
     /// The codec agreed with the server while the link is up.
     pub(super) codec: Option<Codec>,
     pub(super) playback: std::sync::mpsc::SyncSender<PlaybackCommand>,
@@ -92,7 +94,7 @@ impl Daemon {
                 Some(edge) = queues.buttons.recv() => self.button(edge, frames),
                 // Microphone frames: streamed during a turn, otherwise kept as pre-roll.
                 frame = frames.recv(), if self.mic_open => match frame {
-                    Some(frame) => self.frame(frame),
+                    Some(frame) => self.frame(frame, frames),
                     None => self.mic_ended(),
                 },
                 // Everything the server link reports.
@@ -181,11 +183,17 @@ impl Daemon {
         self.apply(actions, frames);
     }
 
-    fn frame(&mut self, frame: CapturedFrame) {
+    fn frame(&mut self, frame: CapturedFrame, frames: &mut mpsc::Receiver<CapturedFrame>) {
         match self.session.streaming_turn() {
             // Live frames queue behind pre-roll frames not yet sent, keeping the order.
             Some(turn) if self.preroll.is_empty() => self.send_frame(turn, &frame.samples),
-            _ => self.preroll.push(&frame.samples),
+            Some(_) => self.preroll.push(&frame.samples),
+            // The turn is over: this frame and those queued behind it start the next pre-roll,
+            // which the capture thread keeps from now on without waking this loop.
+            None => {
+                let mut first = Some(frame.samples);
+                self.gate.close(|| first.take().or_else(|| frames.try_recv().ok().map(|f| f.samples)));
+            }
         }
     }
 
@@ -412,6 +420,8 @@ impl Daemon {
 
     fn start_turn(&mut self, turn: TurnId, frames: &mut mpsc::Receiver<CapturedFrame>) {
         let Some(codec) = self.codec else { return };
+        // The capture thread's ring becomes the pre-roll; frames come here from now on.
+        self.gate.open(&mut self.preroll);
         // Frames already queued are older than anything to come: they join the pre-roll.
         while let Ok(frame) = frames.try_recv() {
             self.preroll.push(&frame.samples);
