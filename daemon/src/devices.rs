@@ -169,18 +169,27 @@ fn sleep_unless_stopped(duration: Duration, stop: &AtomicBool) {
     }
 }
 
+/// Where the capture thread's frames go.
+pub struct CaptureOut {
+    /// The main loop's queue, during a turn.
+    pub frames: mpsc::Sender<CapturedFrame>,
+    /// Decides between the queue and the pre-roll ring.
+    pub gate: Arc<CaptureGate>,
+    /// Frames the full queue refused.
+    pub dropped: Arc<AtomicU64>,
+}
+
 /// The capture thread: reads whole frames and queues them for the main loop during a turn,
 /// and into the pre-roll ring between turns ([`CaptureGate`]).
 pub fn spawn_capture(
     backend_name: &str,
     spec: MicSpec,
     frame_samples: usize,
-    frames: mpsc::Sender<CapturedFrame>,
-    gate: Arc<CaptureGate>,
+    out: CaptureOut,
     faults: mpsc::UnboundedSender<Fault>,
     stop: Arc<AtomicBool>,
-    dropped: Arc<AtomicU64>,
 ) -> std::io::Result<DeviceThread> {
+    let CaptureOut { frames, gate, dropped } = out;
     let open = backend::find(backend::MICROPHONES, backend_name);
     DeviceThread::spawn("capture", move || {
         let report = |fault: Fault| drop(faults.send(fault));

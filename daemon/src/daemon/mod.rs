@@ -196,11 +196,9 @@ fn start_devices(
         &config.microphone.backend,
         mic,
         frame_samples,
-        frame_tx,
-        gate.clone(),
+        devices::CaptureOut { frames: frame_tx, gate: gate.clone(), dropped: dropped.clone() },
         fault_tx.clone(),
         stop.clone(),
-        dropped.clone(),
     );
     let button = devices::button_spec(config, options.epoch);
     let mode = config.button.mode;
