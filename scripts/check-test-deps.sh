@@ -64,7 +64,8 @@ cmd|qemu-system-aarch64|qemu-system-arm||the boot test's virtual machine
 cmd|espeak-ng|espeak-ng||the HA rig's test utterance and speech double
 cmd|sox|sox||the HA rig's utterance; the HA test's microphone
 cmd|ffmpeg|ffmpeg||Home Assistant's reply conversion (HA test)
-cmd|curl|curl||Home Assistant's REST API (tests/ha-esphome.sh)"
+cmd|curl|curl||Home Assistant's REST API (tests/ha-esphome.sh)
+cmd|ip|iproute2||the mDNS test's network namespace (daemon/tests/mdns.rs)"
 
 missing=() packages=() hints=() mismatches=()
 # note WHAT PACKAGE-OR-HINT: one line of the message; apt packages are also gathered for a

@@ -11,6 +11,7 @@
 #                    utterance and text-to-speech double), ffmpeg (HA converts the reply through
 #                    it), curl (HA's REST API); the rig also needs a Python 3.13, which apt
 #                    does not have on Debian 12 (pyenv's will do)
+#   cargo test      iproute2 (`ip netns`: the mDNS test's network namespace)
 #   make check      shellcheck on every shell script
 # Runs apt-get as root or through sudo. scripts/check-test-deps.sh checks the result, and names
 # the package of anything still missing.
@@ -21,7 +22,7 @@ source "$(dirname "$0")/apt.sh"
 # --no-install-recommends: openssh-server and udev without the rest of a desktop's services.
 apt_install_missing --no-install-recommends fdisk mtools dosfstools e2fsprogs fakeroot xz-utils openssl \
   openssh-client openssh-server udev systemd util-linux mmdebstrap arch-test debian-archive-keyring \
-  qemu-system-arm qemu-user-static binfmt-support shellcheck espeak-ng sox ffmpeg curl
+  qemu-system-arm qemu-user-static binfmt-support shellcheck espeak-ng sox ffmpeg curl iproute2
 
 # aarch64 programs run through qemu when executed (mmdebstrap's arm64 maintainer scripts, the
 # deploy test's stand-in service). In a container binfmt_misc may need mounting first.

@@ -455,3 +455,45 @@ async fn a_press_during_an_announcement_stops_it_and_starts_a_turn() {
     assert_eq!(outcomes(&report), ["Completed"]);
     assert!(!media.fetched().contains(&"/announcement.mp3".to_string()), "the message after the chime is not played");
 }
+
+#[tokio::test]
+async fn the_goodbye_after_a_provisioned_key_waits_for_home_assistants_set_up() {
+    let dir = temp_dir("esphome-goodbye");
+    let _ = std::fs::remove_file(dir.join("esphome-key"));
+    let addr = free_port();
+    let server = format!("state_dir = \"{}\"\n", dir.display());
+    let run =
+        tokio::spawn(run_daemon(esphome_config(addr, "press 60, release 61", &server), None, Duration::from_secs(3)));
+    let mut ha = connect(addr, None).await;
+    // As HA 2026.2: the key is set before HA has subscribed to states (its last set-up step).
+    ha.hello("Home Assistant 2026.2.3").await.unwrap();
+    ha.send(&NoiseEncryptionSetKeyRequest { key: KEY.as_bytes().to_vec() }).await.unwrap();
+    assert!(ha.expect::<NoiseEncryptionSetKeyResponse>().await.unwrap().success);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    // Still served: the set-up goes on over the plaintext connection.
+    ha.send(&PingRequest {}).await.unwrap();
+    ha.expect::<PingResponse>().await.unwrap();
+    ha.send(&SubscribeStatesRequest {}).await.unwrap();
+    // Set-up done: now the goodbye.
+    ha.wait_for::<DisconnectRequest>().await.unwrap();
+    run.await.unwrap();
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+#[tokio::test]
+async fn a_client_that_unsubscribes_from_voice_keeps_its_connection() {
+    let addr = free_port();
+    let run = tokio::spawn(run_daemon(
+        esphome_config(addr, "press 60, release 61", "plaintext = true\n"),
+        None,
+        Duration::from_secs(2),
+    ));
+    let mut ha = connect(addr, None).await;
+    ha.greet().await.unwrap();
+    // HA unloading the device unsubscribes first and disconnects itself after.
+    ha.send(&SubscribeVoiceAssistantRequest { subscribe: false, flags: 0 }).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    ha.send(&PingRequest {}).await.unwrap();
+    ha.wait_for::<PingResponse>().await.unwrap();
+    run.await.unwrap();
+}
