@@ -106,6 +106,9 @@ pub struct Noise {
     transport: snow::TransportState,
     /// Plaintext of the frame being written or read: type, length, payload.
     scratch: Vec<u8>,
+    /// The sealed frame being written; both buffers grow to the largest frame once and are
+    /// reused (an audio frame every 20 ms allocates nothing).
+    sealed: Vec<u8>,
 }
 
 /// The responder's side of the Noise handshake for one client message.
@@ -137,7 +140,7 @@ pub fn handshake(psk: &[u8; 32], body: &[u8]) -> Handshake {
     let Ok(n) = state.write_message(&[], &mut reply[1..]) else { return reject("Handshake failed") };
     reply.truncate(1 + n);
     match state.into_transport_mode() {
-        Ok(transport) => Handshake::Done(reply, Box::new(Noise { transport, scratch: Vec::with_capacity(1024) })),
+        Ok(transport) => Handshake::Done(reply, Box::new(Noise { transport, scratch: Vec::with_capacity(1024), sealed: Vec::with_capacity(1024) })),
         Err(_) => reject("Handshake failed"),
     }
 }
@@ -167,9 +170,9 @@ impl Noise {
         self.scratch.put_u16(kind as u16);
         self.scratch.put_u16(payload.len() as u16);
         self.scratch.extend_from_slice(payload);
-        let mut sealed = vec![0u8; self.scratch.len() + 16];
-        let n = self.transport.write_message(&self.scratch, &mut sealed).map_err(|_| FrameError::Decrypt)?;
-        put_noise_frame(out, &sealed[..n]);
+        self.sealed.resize(self.scratch.len() + 16, 0);
+        let n = self.transport.write_message(&self.scratch, &mut self.sealed).map_err(|_| FrameError::Decrypt)?;
+        put_noise_frame(out, &self.sealed[..n]);
         Ok(())
     }
 }
