@@ -132,10 +132,6 @@ impl CaptureGate {
         }
         gate.streaming = false;
     }
-
-    pub fn is_open(&self) -> bool {
-        self.lock().streaming
-    }
 }
 
 #[cfg(test)]
@@ -203,9 +199,10 @@ mod gate_tests {
         held.clear();
         preroll.drain_frames(1, |f| held.push(f[0]));
         assert_eq!(held, [6, 7]);
-        assert!(gate.is_open());
+        gate.take(&[8], || sent.push(8));
+        assert_eq!(sent, [5, 6, 8], "open again: frames go to the main loop");
         // Opened again while open: the main loop's pre-roll stays as it is.
-        preroll.push(&[8]);
+        preroll.push(&[9]);
         gate.open(&mut preroll);
         assert_eq!(preroll.len(), 1);
     }
