@@ -172,6 +172,8 @@ impl Player {
                     self.fail(e);
                 }
             }
+            // Muted: no tone, and no silence holding the speaker either.
+            PlaybackCommand::Earcon(_) if self.volume == 0.0 => {}
             PlaybackCommand::Earcon(earcon) => {
                 let mut samples = self.earcons.get(earcon);
                 if self.volume < 1.0 {

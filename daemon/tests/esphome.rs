@@ -497,3 +497,27 @@ async fn a_client_that_unsubscribes_from_voice_keeps_its_connection() {
     ha.wait_for::<PingResponse>().await.unwrap();
     run.await.unwrap();
 }
+
+#[tokio::test]
+async fn an_announcement_while_a_reply_plays_cuts_the_reply_and_is_played_whole() {
+    let addr = free_port();
+    let media = media().await;
+    let run = tokio::spawn(run_daemon(
+        esphome_config(addr, "press 0.6, release 1.6", "plaintext = true\n"),
+        None,
+        Duration::from_secs(6),
+    ));
+    let mut ha = connect(addr, None).await;
+    ha.greet().await.unwrap();
+    answer_run(&mut ha, &media, false).await;
+    // The reply (1.8 s) is playing: HA announces over it.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    announce(&mut ha, &media, false).await;
+    let finished = ha.wait_for::<VoiceAssistantAnnounceFinished>().await.unwrap();
+    assert!(!finished.success, "the cut reply");
+    let finished = ha.wait_for::<VoiceAssistantAnnounceFinished>().await.unwrap();
+    assert!(finished.success, "the announcement, chime and message, played to the end");
+    let (report, _, _) = run.await.unwrap();
+    assert_eq!(outcomes(&report), ["BargedIn"]);
+    assert_eq!(media.fetched(), ["/api/tts_proxy/reply.mp3", "/chime.mp3", "/announcement.mp3"]);
+}

@@ -1,8 +1,8 @@
 //! A microphone fed through a named pipe (`device = "pipe:/path/to/fifo"`): whatever raw
 //! 16-bit little-endian mono PCM at the configured rate a test (or `sox … -t raw - > fifo`)
 //! writes into the pipe is "spoken" as it arrives, paced in real time; silence when nothing
-//! is written. The pipe is opened without waiting for a writer, and reopened when a writer
-//! closes it, so one test can speak several times.
+//! is written. The pipe is opened without waiting for a writer, and its read end stays usable
+//! after a writer closes it, so one test can speak several times, one writer after another.
 
 use std::io::Read;
 use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
@@ -39,11 +39,11 @@ impl PipeMicrophone {
             odd: None,
             bytes: Vec::new(),
         };
-        mic.reopen()?;
+        mic.open_pipe()?;
         Ok(mic)
     }
 
-    fn reopen(&mut self) -> Result<()> {
+    fn open_pipe(&mut self) -> Result<()> {
         // O_NONBLOCK: no waiting for a writer, and reads return at once when it is empty.
         let file = std::fs::OpenOptions::new()
             .read(true)
@@ -83,10 +83,10 @@ impl Microphone for PipeMicrophone {
             self.bytes[0] = byte;
         }
         let mut got = carried;
-        let mut closed = false;
+        // No writer (0) or nothing written yet (WouldBlock): silence. A FIFO's read end stays
+        // usable: the next writer's bytes arrive on it.
         if let Some(pipe) = self.pipe.as_mut() {
             match pipe.read(&mut self.bytes[carried..]) {
-                Ok(0) => closed = true,
                 Ok(n) => got += n,
                 Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
                 Err(e) => return Err(Error::new(ErrorKind::Io, format!("sim microphone: {}: {e}", self.path))),
@@ -97,10 +97,6 @@ impl Microphone for PipeMicrophone {
         }
         if got % 2 == 1 {
             self.odd = Some(self.bytes[got - 1]);
-        }
-        if closed {
-            // The writer is done: the next one opens it again.
-            self.reopen()?;
         }
         self.delivered += frame.len() as u64;
         Ok(frame.len())
@@ -134,7 +130,7 @@ mod tests {
         assert_eq!(frame[1], 100);
         assert_eq!(frame[159], 15_900);
         mic.read(&mut frame).unwrap();
-        assert!(frame.iter().all(|&s| s == 0), "silence again, the pipe reopened");
+        assert!(frame.iter().all(|&s| s == 0), "silence again once the writer is gone");
 
         assert!(
             PipeMicrophone::open(dir.to_str().unwrap(), 16_000).unwrap_err().to_string().contains("not a named pipe")

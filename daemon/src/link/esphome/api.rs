@@ -217,7 +217,6 @@ impl Client {
     }
 
     async fn serve(mut self, stream: TcpStream) {
-        let _ = stream.set_nodelay(true);
         let _ = crate::link::socket::tune(&stream);
         let (mut reader, mut writer) = stream.into_split();
         let (to_self, mut inbox) = mpsc::channel(QUEUE);

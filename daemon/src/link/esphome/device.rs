@@ -164,13 +164,15 @@ fn write_key_file(file: &std::path::Path, key: &[u8; 32]) -> std::io::Result<()>
     std::fs::rename(&partial, file)
 }
 
-/// The MAC address HA knows the device by: the first network interface's (wired before
-/// wireless, as `/sys/class/net` sorts them), or one made from the machine id.
+/// The MAC address HA knows the device by: the first physical network interface's (wired
+/// before wireless, as their names sort), or one made from the machine id.
 pub fn default_mac() -> String {
     let mut names: Vec<String> = std::fs::read_dir("/sys/class/net")
         .map(|dir| dir.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()).collect())
         .unwrap_or_default();
-    names.sort();
+    // Physical interfaces (a `device` link in sysfs) first, wired before wireless by name:
+    // a bridge, bond or container interface's address can change or be shared.
+    names.sort_by_key(|name| (!std::path::Path::new(&format!("/sys/class/net/{name}/device")).exists(), name.clone()));
     for name in names.iter().filter(|n| *n != "lo") {
         if let Ok(text) = small_text(&PathBuf::from(format!("/sys/class/net/{name}/address"))) {
             let mac = text.trim().to_ascii_uppercase();

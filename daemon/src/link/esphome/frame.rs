@@ -140,7 +140,10 @@ pub fn handshake(psk: &[u8; 32], body: &[u8]) -> Handshake {
     let Ok(n) = state.write_message(&[], &mut reply[1..]) else { return reject("Handshake failed") };
     reply.truncate(1 + n);
     match state.into_transport_mode() {
-        Ok(transport) => Handshake::Done(reply, Box::new(Noise { transport, scratch: Vec::with_capacity(1024), sealed: Vec::with_capacity(1024) })),
+        Ok(transport) => Handshake::Done(
+            reply,
+            Box::new(Noise { transport, scratch: Vec::with_capacity(1024), sealed: Vec::with_capacity(1024) }),
+        ),
         Err(_) => reject("Handshake failed"),
     }
 }

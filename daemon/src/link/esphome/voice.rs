@@ -170,7 +170,6 @@ impl Voice {
                     out.send(&messages::VoiceAssistantRequest { start: false, ..Default::default() });
                     log::debug!("turn {turn}: run cancelled");
                 }
-                fetcher.cancel_all();
             }
             Command::TurnOver { turn, played } if self.announcement.as_ref().is_some_and(|a| a.turn == turn) => {
                 self.announcement_played(played, out, events, fetcher).await;
@@ -192,7 +191,7 @@ impl Voice {
     pub async fn message(&mut self, message: FromHa, out: &mut Outbox, events: &Events, fetcher: &reply::Fetcher) {
         match message {
             FromHa::Response(response) => self.response(response, out, events).await,
-            FromHa::Event(event) => self.event(event, out, events, fetcher).await,
+            FromHa::Event(event) => self.event(event, events, fetcher).await,
             FromHa::Timer(timer) => {
                 let change = match timer.event_type {
                     messages::timer::STARTED => TimerChange::Started,
@@ -242,7 +241,6 @@ impl Voice {
     async fn event(
         &mut self,
         message: messages::VoiceAssistantEventResponse,
-        out: &mut Outbox,
         events: &Events,
         fetcher: &reply::Fetcher,
     ) {
@@ -298,7 +296,6 @@ impl Voice {
             }
             _ => {}
         }
-        let _ = out;
     }
 
     /// Starts fetching the run's reply, once.
