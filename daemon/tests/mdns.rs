@@ -32,8 +32,28 @@ impl Drop for Namespace {
     }
 }
 
+/// The first `_esphomelib._tcp` service a fresh browser resolves within 15 s.
+fn resolve() -> Option<Box<mdns_sd::ResolvedService>> {
+    let browser = ServiceDaemon::new().unwrap();
+    let events = browser.browse("_esphomelib._tcp.local.").unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut found = None;
+    while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+        match events.recv_timeout(left) {
+            Ok(ServiceEvent::ServiceResolved(service)) => {
+                found = Some(service);
+                break;
+            }
+            Ok(_) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = browser.shutdown();
+    found
+}
+
 #[test]
-fn the_esphome_service_is_found_in_a_network_namespace_with_the_records_home_assistant_reads() {
+fn the_esphome_service_is_found_in_a_network_namespace_with_the_records_home_assistant_reads_and_the_key_once_set() {
     let ns = Namespace::create();
     let dir = std::env::temp_dir().join(format!("pivox-mdns-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
@@ -43,8 +63,9 @@ fn the_esphome_service_is_found_in_a_network_namespace_with_the_records_home_ass
         &config,
         format!(
             "[server]\nkind = \"esphome\"\nlisten = \"127.0.0.1:6053\"\nname = \"pivox-kitchen\"\nfriendly_name = \"Kitchen\"\n\
-             mac = \"02:00:00:00:00:4B\"\nplaintext = true\n[microphone]\nbackend = \"sim\"\ndevice = {:?}\n\
+             mac = \"02:00:00:00:00:4B\"\nstate_dir = {:?}\n[microphone]\nbackend = \"sim\"\ndevice = {:?}\n\
              [speaker]\nbackend = \"sim\"\n[button]\nbackend = \"sim\"\ndevice = \"press 60, release 61\"\n[led]\nbackend = \"sim\"\n",
+            dir.display().to_string(),
             speech.display().to_string()
         ),
     )
@@ -60,25 +81,30 @@ fn the_esphome_service_is_found_in_a_network_namespace_with_the_records_home_ass
     // The browser joins the namespace on a thread of its own (a thread's namespace is its own;
     // mdns-sd's thread, started from it, inherits it).
     let netns = format!("/var/run/netns/{}", ns.0);
-    let found = std::thread::spawn(move || {
+    let (found, keyed) = std::thread::spawn(move || {
         let file = std::fs::File::open(&netns).unwrap();
         assert_eq!(unsafe { libc::setns(std::os::fd::AsRawFd::as_raw_fd(&file), libc::CLONE_NEWNET) }, 0);
-        let browser = ServiceDaemon::new().unwrap();
-        let events = browser.browse("_esphomelib._tcp.local.").unwrap();
+        let found = resolve();
+        // HA sets the key (over the network, in the namespace): the advertisement now says so.
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async {
+            let mut ha =
+                pivox_devtools::fake_esphome::FakeClient::connect(([127, 0, 0, 1], 6053).into(), None).await.unwrap();
+            ha.hello("Home Assistant 2026.2.3").await.unwrap();
+            let key = b"AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=".to_vec();
+            ha.send(&pivox::link::esphome::messages::NoiseEncryptionSetKeyRequest { key }).await.unwrap();
+        });
         let deadline = Instant::now() + Duration::from_secs(15);
-        let mut found = None;
-        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
-            match events.recv_timeout(left) {
-                Ok(ServiceEvent::ServiceResolved(service)) => {
-                    found = Some(service);
-                    break;
-                }
-                Ok(_) => {}
-                Err(_) => break,
+        let keyed = loop {
+            let service = resolve();
+            let keyed =
+                service.as_ref().is_some_and(|s| s.txt_properties.get_property_val_str("api_encryption").is_some());
+            if keyed || Instant::now() > deadline {
+                break service;
             }
-        }
-        let _ = browser.shutdown();
-        found
+            std::thread::sleep(Duration::from_millis(200));
+        };
+        (found, keyed)
     })
     .join()
     .unwrap();
@@ -96,6 +122,9 @@ fn the_esphome_service_is_found_in_a_network_namespace_with_the_records_home_ass
     assert_eq!(txt("friendly_name").as_deref(), Some("Kitchen"));
     assert_eq!(txt("platform").as_deref(), Some("pivox"));
     assert!(txt("version").is_some() && txt("network").is_some() && txt("board").is_some());
-    assert_eq!(txt("api_encryption"), None, "plaintext: no key advertised");
+    assert_eq!(txt("api_encryption"), None, "no key yet: HA may provision one");
+    let keyed = keyed.expect("resolved again after the key was set");
+    let encryption = keyed.txt_properties.get_property_val_str("api_encryption");
+    assert_eq!(encryption, Some("Noise_NNpsk0_25519_ChaChaPoly_SHA256"), "the key HA set is advertised");
     assert!(output.status.success(), "pivox stopped cleanly on SIGTERM:\n{log}");
 }

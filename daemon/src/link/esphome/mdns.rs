@@ -9,6 +9,7 @@
 //! device is, as ESPHome's do.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use mdns_sd::{ServiceDaemon, ServiceInfo};
 
@@ -21,28 +22,43 @@ pub const SERVICE: &str = "_esphomelib._tcp.local.";
 /// A running advertisement.
 pub struct Advert {
     daemon: ServiceDaemon,
+    /// Advertises again when HA sets or removes the key (`api_encryption` changes).
+    watcher: tokio::task::JoinHandle<()>,
 }
 
 impl Advert {
     /// Advertises `device` listening on `listen` (all interfaces' addresses when it listens on all).
-    pub fn start(device: &Device, listen: SocketAddr) -> Result<Self, String> {
+    pub fn start(device: &Arc<Device>, listen: SocketAddr) -> Result<Self, String> {
         let daemon = ServiceDaemon::new().map_err(|e| format!("cannot start mDNS: {e}"))?;
-        let properties = txt(device);
-        let host = format!("{}.local.", device.name);
-        let ip = if listen.ip().is_unspecified() { String::new() } else { listen.ip().to_string() };
-        let mut info = ServiceInfo::new(SERVICE, &device.name, &host, ip.as_str(), listen.port(), &properties[..])
-            .map_err(|e| format!("cannot advertise over mDNS: {e}"))?;
-        if listen.ip().is_unspecified() {
-            info = info.enable_addr_auto();
-        }
-        daemon.register(info).map_err(|e| format!("cannot advertise over mDNS: {e}"))?;
+        daemon.register(service(device, listen)?).map_err(|e| format!("cannot advertise over mDNS: {e}"))?;
         log::info!("advertised over mDNS as {}.{SERVICE} (Home Assistant discovers it)", device.name);
-        Ok(Self { daemon })
+        let (mut keyed, device, again) = (device.keyed(), device.clone(), daemon.clone());
+        let watcher = tokio::spawn(async move {
+            while keyed.changed().await.is_ok() {
+                let registered =
+                    service(&device, listen).and_then(|info| again.register(info).map_err(|e| e.to_string()));
+                if let Err(e) = registered {
+                    return log::warn!("cannot update the mDNS advertisement: {e}");
+                }
+            }
+        });
+        Ok(Self { daemon, watcher })
     }
+}
+
+/// The service record of `device`, with its TXT records as they are now.
+fn service(device: &Device, listen: SocketAddr) -> Result<ServiceInfo, String> {
+    let properties = txt(device);
+    let host = format!("{}.local.", device.name);
+    let ip = if listen.ip().is_unspecified() { String::new() } else { listen.ip().to_string() };
+    let info = ServiceInfo::new(SERVICE, &device.name, &host, ip.as_str(), listen.port(), &properties[..])
+        .map_err(|e| format!("cannot advertise over mDNS: {e}"))?;
+    Ok(if listen.ip().is_unspecified() { info.enable_addr_auto() } else { info })
 }
 
 impl Drop for Advert {
     fn drop(&mut self) {
+        self.watcher.abort();
         // Sends the goodbye packets and ends mdns-sd's thread; not waited for.
         let _ = self.daemon.shutdown();
     }
