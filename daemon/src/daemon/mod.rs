@@ -106,11 +106,10 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         start_devices(&config, &options, &stop_devices, &dropped)?;
     let link::LinkHandle { commands, events: mut link_events, counters, task, helpers } = link;
     let frame_samples = codec::frame_samples(config.audio.frame_ms);
-    let preroll_frames = (config.audio.preroll_ms / config.audio.frame_ms) as usize;
     let mut daemon = Daemon {
         session: Session::new(config.session),
         uplink: Uplink::new(commands, config.opus, frame_samples),
-        preroll: PreRoll::new(preroll_frames, frame_samples),
+        preroll: PreRoll::new(preroll_frames(&config), frame_samples),
         gate,
         codec: None,
         playback,
@@ -189,8 +188,7 @@ fn start_devices(
     let (led_tx, led_rx) = std::sync::mpsc::channel();
     let (playback_tx, playback_rx) = std::sync::mpsc::sync_channel(4096);
     let (playback_event_tx, playback_events) = mpsc::unbounded_channel();
-    let preroll_frames = (config.audio.preroll_ms / config.audio.frame_ms) as usize;
-    let gate = Arc::new(CaptureGate::new(preroll_frames, frame_samples));
+    let gate = Arc::new(CaptureGate::new(preroll_frames(config), frame_samples));
     let mic = devices::mic_spec(config, options.epoch);
     let mic = devices::spawn_capture(
         &config.microphone.backend,
@@ -218,6 +216,11 @@ fn start_devices(
         .map_err(|e| format!("cannot start a device thread: {e}"))?;
     let queues = Queues { faults, frames, buttons, playback_events };
     Ok(Devices { threads, led: led_tx, playback: playback_tx, queues, gate })
+}
+
+/// How many whole frames of pre-roll the config asks for.
+fn preroll_frames(config: &Config) -> usize {
+    (config.audio.preroll_ms / config.audio.frame_ms) as usize
 }
 
 /// Runs `future` on a current-thread runtime: the control plane needs one thread (enough on a

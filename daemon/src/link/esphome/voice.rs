@@ -20,8 +20,6 @@ use crate::timers::{TimerChange, TimerEvent};
 /// Audio held while HA has not answered the start request yet: 5 s of 20 ms frames. Older
 /// frames are dropped first (HA answers in milliseconds; this only bounds a stuck one).
 const HELD_MAX: usize = 250;
-/// HA's code for a run that heard no words: the session's "didn't catch that".
-const NO_TEXT: &str = "stt-no-text-recognized";
 
 /// Messages for the voice connection; a connection that cannot take them is lost.
 pub struct Outbox {
@@ -285,11 +283,7 @@ impl Voice {
                 input_closed(run, events).await;
                 let code = message.get("code").unwrap_or_default().to_string();
                 let text = message.get("message").unwrap_or_default().to_string();
-                let failure = if code == NO_TEXT {
-                    TurnFailure::NotUnderstood("Home Assistant didn't catch that (no text recognized)".into())
-                } else {
-                    TurnFailure::Server { code, message: text }
-                };
+                let failure = crate::link::homeassistant::pipeline_failure(code, text, None);
                 run.cancel.store(true, Ordering::Relaxed);
                 self.run = None;
                 events.emit(Event::TurnFailed { turn: Some(turn), failure }).await;

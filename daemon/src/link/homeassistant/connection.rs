@@ -15,16 +15,13 @@ use tokio_tungstenite::tungstenite::Message as WsMessage;
 
 use super::messages::{self, ErrorData, Incoming, PipelineEvent, RunOptions};
 use super::run::{Action, Input, Run};
-use super::{Link, explain, resolve};
+use super::{Link, pipeline_failure, resolve};
 use crate::audio::CODEC_RATE;
 use crate::link::lifecycle::Ended;
 use crate::link::protocol::ws_frame_len;
-use crate::link::{AudioChunk, Command, Event, Socket, TurnFailure, TurnId, reply};
+use crate::link::{AudioChunk, Command, Event, Socket, TurnId, reply};
 use crate::repeats::{Repeats, more};
 use crate::text::shorten;
-
-/// HA's code for a run that heard no words: the session's "didn't catch that", not an error.
-const NO_TEXT: &str = "stt-no-text-recognized";
 
 /// A run and the flag that stops its reply download.
 struct Tracked {
@@ -204,11 +201,7 @@ impl Link {
                 Action::StopReply => conn.runs[index].cancel.store(true, Ordering::Relaxed),
                 Action::Fail(error) => {
                     let turn = Some(conn.runs[index].run.turn);
-                    let message = explain(&error, self.settings.pipeline.as_deref());
-                    let failure = match error.code.as_str() {
-                        NO_TEXT => TurnFailure::NotUnderstood(message),
-                        _ => TurnFailure::Server { code: error.code, message },
-                    };
+                    let failure = pipeline_failure(error.code, error.message, self.settings.pipeline.as_deref());
                     self.events.emit(Event::TurnFailed { turn, failure }).await;
                 }
                 Action::Done => done = true,

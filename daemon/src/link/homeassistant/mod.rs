@@ -298,6 +298,20 @@ impl Link {
     }
 }
 
+/// HA's code for a run that heard no words: the session's "didn't catch that", not an error.
+const NO_TEXT: &str = "stt-no-text-recognized";
+
+/// An HA pipeline error (`code`, `message`), as the turn's failure: typed, and said on one
+/// line for the user. Both HA links get these codes (the ESPHome link in its ERROR event).
+pub(crate) fn pipeline_failure(code: String, message: String, pipeline: Option<&str>) -> super::TurnFailure {
+    let error = ErrorData { code, message };
+    let message = explain(&error, pipeline);
+    match error.code.as_str() {
+        NO_TEXT => super::TurnFailure::NotUnderstood(message),
+        _ => super::TurnFailure::Server { code: error.code, message },
+    }
+}
+
 /// What an HA pipeline error means for the user, on one line.
 fn explain(error: &ErrorData, pipeline: Option<&str>) -> String {
     let detail = &error.message;

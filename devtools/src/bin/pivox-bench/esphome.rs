@@ -9,7 +9,7 @@ use std::time::Duration;
 use pivox_devtools::fake_esphome::{MediaServer, answer_turns};
 
 use super::idle::measure_idle;
-use super::{Figures, REPLY, Setup, VARIANTS};
+use super::{Figures, REPLY_MP3, Setup, VARIANTS};
 
 const KEY: &str = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=";
 
@@ -22,7 +22,7 @@ impl Client {
             let runtime =
                 tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
             runtime.block_on(async move {
-                let media = MediaServer::start(vec![("/api/tts_proxy/*".into(), REPLY.to_vec())])
+                let media = MediaServer::start(vec![("/api/tts_proxy/*".into(), REPLY_MP3.to_vec())])
                     .await
                     .map_err(|e| e.to_string())?;
                 let key = pivox::link::esphome::device::decode_key(KEY)?;

@@ -245,10 +245,8 @@ fn run() -> Result<(), String> {
 }
 
 const HA_TOKEN: &str = "bench-token";
-/// The reply, for the ESPHome run's stand-in HA.
-pub(crate) const REPLY: &[u8] = REPLY_MP3;
 /// The reply the fake Home Assistant speaks: 1.76 s of espeak-ng speech as 32 kbit/s MP3.
-const REPLY_MP3: &[u8] = include_bytes!("../../../../daemon/tests/fixtures/reply.mp3");
+pub(crate) const REPLY_MP3: &[u8] = include_bytes!("../../../../daemon/tests/fixtures/reply.mp3");
 
 /// The bundled speech sample.
 fn speech() -> Result<Vec<i16>, String> {
