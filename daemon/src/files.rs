@@ -57,6 +57,21 @@ pub fn in_words(path: &Path, problem: &str) -> String {
     format!("{}: {problem}", path.display())
 }
 
+/// Replaces `path` with `text` as one step (written beside it, synced, renamed over it), so
+/// that a power cut leaves the old file or the new one, never half of one; `mode` is the new
+/// file's permissions. Its folder is created if need be.
+pub fn write_atomic(path: &Path, text: &str, mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    if let Some(dir) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)?;
+    }
+    let partial = path.with_extension("partial");
+    let mut out = OpenOptions::new().create(true).truncate(true).write(true).mode(mode).open(&partial)?;
+    out.write_all(text.as_bytes())?;
+    out.sync_all()?;
+    std::fs::rename(&partial, path)
+}
+
 /// Checks that `path` can be written, creating it (and its folder) if need be, without
 /// waiting on a FIFO; for output that is written later (`pivox demo --out`). The error names
 /// the path.

@@ -2,7 +2,6 @@
 //! Noise key — configured, provisioned by Home Assistant (kept in the state directory, 0600),
 //! or none (plaintext). Shared by every client connection.
 
-use std::io::Write;
 use std::path::PathBuf;
 use std::sync::Mutex;
 
@@ -153,15 +152,8 @@ fn read_key_file(file: &std::path::Path) -> Option<[u8; 32]> {
 
 fn write_key_file(file: &std::path::Path, key: &[u8; 32]) -> std::io::Result<()> {
     use base64::Engine;
-    use std::os::unix::fs::OpenOptionsExt;
-    if let Some(dir) = file.parent() {
-        std::fs::create_dir_all(dir)?;
-    }
-    let partial = file.with_extension("partial");
-    let mut out = std::fs::OpenOptions::new().create(true).truncate(true).write(true).mode(0o600).open(&partial)?;
-    writeln!(out, "{}", base64::engine::general_purpose::STANDARD.encode(key))?;
-    out.sync_all()?;
-    std::fs::rename(&partial, file)
+    let text = base64::engine::general_purpose::STANDARD.encode(key) + "\n";
+    crate::files::write_atomic(file, &text, 0o600)
 }
 
 /// The MAC address HA knows the device by: the first physical network interface's (wired

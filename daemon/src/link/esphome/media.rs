@@ -72,9 +72,7 @@ impl Loudness {
     /// Keeps the loudness for the next start; a failure is logged, not fatal.
     pub fn save(self, file: &Path) {
         let text = format!("{:.3} {}\n", self.volume, u8::from(self.muted));
-        let partial = file.with_extension("partial");
-        let saved = std::fs::write(&partial, text).and_then(|()| std::fs::rename(&partial, file));
-        if let Err(e) = saved {
+        if let Err(e) = crate::files::write_atomic(file, &text, 0o644) {
             log::warn!(
                 "cannot keep the volume in {}: {e}; it is back to {:.0} % after a restart",
                 file.display(),
