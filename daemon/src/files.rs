@@ -22,17 +22,7 @@ pub const CA_FILE_MAX: u64 = 1 << 20;
 /// line meant to follow the path and a colon (`pivox.toml: a FIFO, not a file`): `cannot read:
 /// …`, `a FIFO, not a file`, `larger than 1 MiB`; see [`in_words`].
 pub fn read_bounded(path: &Path, max_bytes: u64) -> Result<Vec<u8>, String> {
-    // O_NONBLOCK: opening a FIFO does not wait for a writer (it is refused below, by its
-    // type); O_NOCTTY: a terminal named by mistake does not become ours.
-    let file = OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
-        .open(path)
-        .map_err(|e| format!("cannot read: {e}"))?;
-    let metadata = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
-    if !metadata.is_file() {
-        return Err(format!("{}, not a file", kind(metadata.file_type())));
-    }
+    let (file, metadata) = open_regular(path)?;
     let too_large = || format!("larger than {}", size(max_bytes));
     if metadata.len() > max_bytes {
         return Err(too_large());
@@ -44,6 +34,23 @@ pub fn read_bounded(path: &Path, max_bytes: u64) -> Result<Vec<u8>, String> {
         return Err(too_large());
     }
     Ok(bytes)
+}
+
+/// `path` opened for reading if it is a regular file, with its metadata; the errors are
+/// [`read_bounded`]'s (`a FIFO, not a file`). For a file that is then streamed, not read whole.
+pub fn open_regular(path: &Path) -> Result<(std::fs::File, std::fs::Metadata), String> {
+    // O_NONBLOCK: opening a FIFO does not wait for a writer (it is refused below, by its
+    // type); O_NOCTTY: a terminal named by mistake does not become ours.
+    let file = OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+        .open(path)
+        .map_err(|e| format!("cannot read: {e}"))?;
+    let metadata = file.metadata().map_err(|e| format!("cannot read: {e}"))?;
+    if !metadata.is_file() {
+        return Err(format!("{}, not a file", kind(metadata.file_type())));
+    }
+    Ok((file, metadata))
 }
 
 /// [`read_bounded`] for a text file.

@@ -284,15 +284,13 @@ impl Document<'_> {
         }
     }
 
-    /// The sim microphone's WAV, read and decoded as `pivox run` will (16 kHz mono 16-bit).
+    /// The sim microphone's WAV, read through as `pivox run` will play it (16 kHz mono 16-bit,
+    /// complete), without keeping it.
     fn sim_wav(&self, key: &str, path: &Path) {
-        match files::read_bounded(path, WavMicrophone::MAX_FILE_BYTES) {
-            Err(e) => self.report(key, format!("{}: {e}", shown(path))),
-            Ok(bytes) => {
-                if let Err(e) = WavMicrophone::decode(&bytes, &shown(path), CODEC_RATE) {
-                    self.report(key, e.to_string());
-                }
-            }
+        if let Err(e) = files::open_regular(path) {
+            self.report(key, format!("{}: {e}", shown(path)));
+        } else if let Err(e) = WavMicrophone::check(&path.to_string_lossy(), CODEC_RATE) {
+            self.report(key, e.to_string().replace(&*path.to_string_lossy(), &shown(path)));
         }
     }
 }

@@ -1,17 +1,25 @@
 //! A microphone that plays a WAV file: the file's samples, then silence, paced in real time
 //! from an epoch — or, for tests that only want the samples, as fast as they are read, ending
 //! with the file.
+//!
+//! The file is streamed, not loaded: a run of any length holds one small read buffer, so the
+//! daemon's memory figures in `make bench` are the daemon's own (issue 14).
 
-use std::io::Read;
+use std::fs::File;
+use std::io::{BufReader, Read};
 use std::thread;
 use std::time::{Duration, Instant};
 
 use crate::backend::MicSpec;
 use crate::{Error, ErrorKind, Microphone, Result};
 
+/// The file's samples as they are read: 8 KiB of the file at a time.
+type Samples = hound::WavIntoSamples<BufReader<File>, i16>;
+
 pub struct WavMicrophone {
-    samples: Vec<i16>,
-    position: usize,
+    path: String,
+    /// `None` once the file has ended: silence from then on.
+    samples: Option<Samples>,
     sample_rate: u32,
     realtime: bool,
     epoch: Instant,
@@ -19,84 +27,98 @@ pub struct WavMicrophone {
 }
 
 impl WavMicrophone {
+    /// Opens `spec.device` after reading it through once (without keeping it), so that a file
+    /// that is not a complete 16-bit mono WAV at the spec's rate is refused here, with the
+    /// reason, rather than ending the microphone halfway through a run.
     pub fn open(spec: &MicSpec) -> Result<Self> {
-        let samples = read_wav(&spec.device, spec.sample_rate)?;
+        let in_words = |e: Error| Error::new(e.kind(), format!("sim microphone: {e}"));
+        Self::check(&spec.device, spec.sample_rate).map_err(in_words)?;
+        let samples = stream(&spec.device, spec.sample_rate).map_err(in_words)?.into_samples();
         Ok(Self {
-            samples,
-            position: 0,
+            path: spec.device.clone(),
+            samples: Some(samples),
             sample_rate: spec.sample_rate,
             realtime: spec.realtime,
             epoch: spec.epoch,
             delivered: 0,
         })
     }
+
+    /// Reads the WAV file at `path` through as [`WavMicrophone::open`] will play it, keeping
+    /// nothing: a regular file, mono, 16-bit, at `sample_rate`, complete. Returns how many
+    /// samples it holds. The daemon's config check calls this.
+    pub fn check(path: &str, sample_rate: u32) -> Result<u64> {
+        let mut count = 0u64;
+        for sample in stream(path, sample_rate)?.into_samples::<i16>() {
+            sample.map_err(|e| truncated(path, e))?;
+            count += 1;
+        }
+        Ok(count)
+    }
 }
 
 impl WavMicrophone {
-    /// The largest WAV file it plays: 32 MiB, about 17 minutes at 16 kHz mono 16-bit.
+    /// The largest WAV file [`WavMicrophone::decode`]'s callers read into memory (a server's
+    /// fixed reply): 32 MiB, about 17 minutes at 16 kHz mono 16-bit. The microphone itself
+    /// streams its file and has no limit.
     pub const MAX_FILE_BYTES: u64 = 32 << 20;
 
     /// The samples of a WAV file held in memory, exactly as [`WavMicrophone::open`] would
     /// accept it: mono, 16-bit, at `sample_rate`, complete. `name` names it in the error.
-    /// The daemon's config check reads the file itself (bounded) and asks this.
     pub fn decode(bytes: &[u8], name: &str, sample_rate: u32) -> Result<Vec<i16>> {
-        let invalid = |why: String| Error::new(ErrorKind::InvalidConfig, why);
         if bytes.is_empty() {
             return Err(invalid(format!("{name} is empty: a {sample_rate} Hz mono 16-bit WAV file is expected")));
         }
-        let reader = hound::WavReader::new(bytes).map_err(|e| match e {
-            hound::Error::IoError(_) => invalid(format!("{name} is not a WAV file: it ends inside the header")),
-            other => invalid(format!("{name} is not a usable WAV file: {other}")),
-        })?;
-        let spec = reader.spec();
-        if spec.channels != 1
-            || spec.bits_per_sample != 16
-            || spec.sample_format != hound::SampleFormat::Int
-            || spec.sample_rate != sample_rate
-        {
-            return Err(invalid(format!(
-                "{name} is {} Hz, {} channel(s), {} bit; it must be {sample_rate} Hz mono 16-bit \
-                 (convert it with: sox IN.wav -r {sample_rate} -c 1 -b 16 OUT.wav)",
-                spec.sample_rate, spec.channels, spec.bits_per_sample
-            )));
-        }
-        reader
+        checked_reader(bytes, name, sample_rate)?
             .into_samples::<i16>()
             .collect::<std::result::Result<Vec<_>, _>>()
-            .map_err(|e| invalid(format!("{name} is truncated or corrupt: {e}")))
+            .map_err(|e| truncated(name, e))
     }
 }
 
-/// Reads a mono 16-bit WAV file at `sample_rate`, with an error that says what to fix.
-pub(crate) fn read_wav(path: &str, sample_rate: u32) -> Result<Vec<i16>> {
-    let in_words = |e: Error| Error::new(e.kind(), format!("sim microphone: {e}"));
-    let bytes = read_file(path).map_err(in_words)?;
-    WavMicrophone::decode(&bytes, path, sample_rate).map_err(in_words)
+fn invalid(why: String) -> Error {
+    Error::new(ErrorKind::InvalidConfig, why)
 }
 
-/// The file's bytes, if it is a regular file of at most [`WavMicrophone::MAX_FILE_BYTES`].
-/// Its type is looked at before it is opened, as opening a FIFO would wait for a writer.
-/// (The daemon has checked the file with its own bounded reader already; this keeps the
-/// microphone safe for any other caller.)
-fn read_file(path: &str) -> Result<Vec<u8>> {
-    // A file that is not there is a config mistake, not a device to wait for.
-    let invalid = |why: String| Error::new(ErrorKind::InvalidConfig, why);
+fn truncated(name: &str, e: hound::Error) -> Error {
+    invalid(format!("{name} is truncated or corrupt: {e}"))
+}
+
+/// A WAV reader over `source` whose format has been checked: mono, 16-bit integer, at
+/// `sample_rate`; an error that says how to convert the file otherwise.
+fn checked_reader<R: Read>(source: R, name: &str, sample_rate: u32) -> Result<hound::WavReader<R>> {
+    let reader = hound::WavReader::new(source).map_err(|e| match e {
+        hound::Error::IoError(_) => invalid(format!("{name} is not a WAV file: it ends inside the header")),
+        other => invalid(format!("{name} is not a usable WAV file: {other}")),
+    })?;
+    let spec = reader.spec();
+    if spec.channels != 1
+        || spec.bits_per_sample != 16
+        || spec.sample_format != hound::SampleFormat::Int
+        || spec.sample_rate != sample_rate
+    {
+        return Err(invalid(format!(
+            "{name} is {} Hz, {} channel(s), {} bit; it must be {sample_rate} Hz mono 16-bit \
+             (convert it with: sox IN.wav -r {sample_rate} -c 1 -b 16 OUT.wav)",
+            spec.sample_rate, spec.channels, spec.bits_per_sample
+        )));
+    }
+    Ok(reader)
+}
+
+/// The WAV file at `path`, opened for streaming. Its type is looked at before it is opened,
+/// as opening a FIFO would wait for a writer; a missing file is a config mistake, not a
+/// device to wait for.
+fn stream(path: &str, sample_rate: u32) -> Result<hound::WavReader<BufReader<File>>> {
     let metadata = std::fs::metadata(path).map_err(|e| invalid(format!("cannot open {path}: {e}")))?;
     if !metadata.is_file() {
         return Err(invalid(format!("{path} is not a file")));
     }
-    let too_large = || invalid(format!("{path} is larger than {} MiB", WavMicrophone::MAX_FILE_BYTES >> 20));
-    if metadata.len() > WavMicrophone::MAX_FILE_BYTES {
-        return Err(too_large());
+    if metadata.len() == 0 {
+        return Err(invalid(format!("{path} is empty: a {sample_rate} Hz mono 16-bit WAV file is expected")));
     }
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| file.take(WavMicrophone::MAX_FILE_BYTES + 1).read_to_end(&mut bytes))
-        .map_err(|e| invalid(format!("cannot open {path}: {e}")))?;
-    if bytes.len() as u64 > WavMicrophone::MAX_FILE_BYTES {
-        return Err(too_large());
-    }
-    Ok(bytes)
+    let file = File::open(path).map_err(|e| invalid(format!("cannot open {path}: {e}")))?;
+    checked_reader(BufReader::with_capacity(8 << 10, file), path, sample_rate)
 }
 
 impl Microphone for WavMicrophone {
@@ -111,13 +133,32 @@ impl Microphone for WavMicrophone {
             if let Some(wait) = done_at.checked_duration_since(Instant::now()) {
                 thread::sleep(wait);
             }
-        } else if self.position >= self.samples.len() {
+        } else if self.samples.is_none() {
             return Ok(0);
         }
-        let available = self.samples.len().saturating_sub(self.position).min(frame.len());
-        frame[..available].copy_from_slice(&self.samples[self.position..self.position + available]);
-        frame[available..].fill(0);
-        self.position += available;
+        let mut filled = 0;
+        if let Some(samples) = &mut self.samples {
+            for slot in frame.iter_mut() {
+                match samples.next() {
+                    Some(Ok(sample)) => *slot = sample,
+                    Some(Err(e)) => {
+                        // Checked at open; only a file changed since could get here.
+                        log::warn!("sim microphone: {}; silence from here on", truncated(&self.path, e));
+                        self.samples = None;
+                        break;
+                    }
+                    None => {
+                        self.samples = None;
+                        break;
+                    }
+                }
+                filled += 1;
+            }
+        }
+        if filled == 0 && self.samples.is_none() && !self.realtime {
+            return Ok(0);
+        }
+        frame[filled..].fill(0);
         self.delivered += frame.len() as u64;
         Ok(frame.len())
     }
@@ -213,6 +254,25 @@ mod tests {
         }
         let dev_zero = WavMicrophone::open(&spec(std::path::Path::new("/dev/zero"), false)).err().unwrap();
         assert!(dev_zero.to_string().contains("is not a file"), "{dev_zero}");
+    }
+
+    #[test]
+    fn a_truncated_file_is_refused_at_open_and_check_counts_a_whole_one() {
+        let dir = std::env::temp_dir().join(format!("pivox-mic-trunc-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("whole.wav");
+        write_wav(&path, 16000, 1, &[3; 1000]);
+        assert_eq!(WavMicrophone::check(path.to_str().unwrap(), 16000).unwrap(), 1000);
+        let bytes = std::fs::read(&path).unwrap();
+        let cut = dir.join("cut.wav");
+        std::fs::write(&cut, &bytes[..bytes.len() - 501]).unwrap();
+        let err = WavMicrophone::open(&spec(&cut, false)).err().unwrap();
+        assert_eq!(err.kind(), ErrorKind::InvalidConfig);
+        assert!(err.to_string().contains("truncated") && err.to_string().contains("cut.wav"), "{err}");
+        let empty = dir.join("empty.wav");
+        std::fs::write(&empty, b"").unwrap();
+        let err = WavMicrophone::check(empty.to_str().unwrap(), 16000).unwrap_err();
+        assert!(err.to_string().contains("is empty"), "{err}");
     }
 
     #[test]
