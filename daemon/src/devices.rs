@@ -179,8 +179,15 @@ pub struct CaptureOut {
     pub dropped: Arc<AtomicU64>,
 }
 
+/// How much the capture thread reads at a time between presses, when its frames only go into
+/// the pre-roll ring: 5 wake-ups a second instead of one per frame (and ALSA, asked for many
+/// periods at once, wakes it once for them). The cost: at a press, the frames captured since
+/// the last read reach the link up to this much later (the pre-roll before them is sent at
+/// once); from then on every frame is read on its own.
+pub const IDLE_READ: Duration = Duration::from_millis(100);
+
 /// The capture thread: reads whole frames and queues them for the main loop during a turn,
-/// and into the pre-roll ring between turns ([`CaptureGate`]).
+/// and into the pre-roll ring between turns ([`CaptureGate`]), [`IDLE_READ`] at a time.
 pub fn spawn_capture(
     backend_name: &str,
     spec: MicSpec,
@@ -191,28 +198,36 @@ pub fn spawn_capture(
 ) -> std::io::Result<DeviceThread> {
     let CaptureOut { frames, gate, dropped } = out;
     let open = backend::find(backend::MICROPHONES, backend_name);
+    let frame_time = crate::audio::duration_of(frame_samples, crate::audio::CODEC_RATE);
+    let idle_frames = (IDLE_READ.as_micros() / frame_time.as_micros().max(1)).max(1) as usize;
     DeviceThread::spawn("capture", move || {
         let report = |fault: Fault| drop(faults.send(fault));
         let Some(mut mic) = open_retrying(&open, &spec, &report, "microphone", &stop) else { return };
-        let mut buf = [0i16; crate::audio::MAX_FRAME_SAMPLES];
-        let buf = &mut buf[..frame_samples];
+        // Sized once: `idle_frames` frames.
+        let mut buf = vec![0i16; idle_frames * frame_samples];
         while !stop.load(Ordering::Relaxed) {
-            match mic.read(buf) {
+            let batch = if gate.streaming() { frame_samples } else { buf.len() };
+            match mic.read(&mut buf[..batch]) {
                 Ok(0) => {
                     log::info!("the microphone source ended");
                     break;
                 }
                 Ok(_) => {
-                    // Between turns the frame goes into the pre-roll ring right here.
-                    gate.take(buf, || {
-                        let frame = CapturedFrame {
-                            samples: FrameBuf::from_slice(buf).unwrap_or_default(),
-                            captured_at: Instant::now(),
-                        };
-                        if frames.try_send(frame).is_err() {
-                            dropped.fetch_add(1, Ordering::Relaxed);
-                        }
-                    });
+                    let read_at = Instant::now();
+                    let count = batch / frame_samples;
+                    for (i, frame) in buf[..batch].chunks_exact(frame_samples).enumerate() {
+                        // Between turns the frame goes into the pre-roll ring right here.
+                        gate.take(frame, || {
+                            let frame = CapturedFrame {
+                                samples: FrameBuf::from_slice(frame).unwrap_or_default(),
+                                // A frame read with later ones was complete that much earlier.
+                                captured_at: read_at.checked_sub(frame_time * (count - 1 - i) as u32).unwrap_or(read_at),
+                            };
+                            if frames.try_send(frame).is_err() {
+                                dropped.fetch_add(1, Ordering::Relaxed);
+                            }
+                        });
+                    }
                 }
                 Err(error) => {
                     // The backend already tried to recover in place; start over from open.

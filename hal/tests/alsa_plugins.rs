@@ -92,11 +92,14 @@ fn capture_is_sample_exact() {
     assert_eq!((n.rate, n.channels), (16_000, 1));
     assert_eq!(n.period, 160, "a 10 ms period: {n}");
     let mut captured = Vec::new();
-    let mut frame = [0i16; 320];
-    for _ in 0..60 {
-        assert_eq!(mic.read(&mut frame).unwrap(), 320);
-        captured.extend_from_slice(&frame);
+    // 20 ms frames, with 100 ms reads among them (the daemon's between presses, ten periods
+    // at one wake-up) and one larger than a batch.
+    let mut frame = [0i16; 2_000];
+    for size in [320, 1_600, 320, 320, 2_000, 1_600].into_iter().cycle().take(30) {
+        assert_eq!(mic.read(&mut frame[..size]).unwrap(), size);
+        captured.extend_from_slice(&frame[..size]);
     }
+    assert!(captured.len() > input.len());
     assert_eq!(&captured[..input.len()], &input[..], "every sample, in order");
 }
 

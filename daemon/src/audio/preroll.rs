@@ -98,6 +98,11 @@ impl CaptureGate {
         self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// Whether a turn streams: the capture thread then reads frame by frame.
+    pub fn streaming(&self) -> bool {
+        self.lock().streaming
+    }
+
     /// The capture thread's part: keeps `frame` in the ring while the gate is closed; while it
     /// is open, hands it to `send` (which must not block).
     pub fn take(&self, frame: &[i16], send: impl FnOnce()) {

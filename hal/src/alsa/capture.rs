@@ -4,7 +4,7 @@
 use alsa::Direction;
 use alsa::pcm::PCM;
 
-use super::{CAPTURE_PERIODS, Negotiated, PERIOD_MS, SampleFormat, describe, downmix, open_pcm};
+use super::{CAPTURE_PERIODS, MAX_CAPTURE_BATCH, Negotiated, PERIOD_MS, SampleFormat, describe, downmix, open_pcm};
 use crate::backend::MicSpec;
 use crate::resample::Resampler;
 use crate::{Microphone, Result};
@@ -25,6 +25,8 @@ pub struct AlsaMicrophone {
     ready: Vec<i16>,
     taken: usize,
     xruns: u64,
+    /// The periods ALSA's `avail_min` is set to: how many the thread waits for at once.
+    wake_periods: usize,
 }
 
 impl AlsaMicrophone {
@@ -44,6 +46,7 @@ impl AlsaMicrophone {
             ready: Vec::new(),
             taken: 0,
             xruns: 0,
+            wake_periods: 1,
         };
         mic.size_buffers()?;
         mic.pcm.start().map_err(|e| describe(e, "microphone", &mic.device, Direction::Capture))?;
@@ -61,12 +64,12 @@ impl AlsaMicrophone {
 
     fn size_buffers(&mut self) -> Result<()> {
         let n = self.negotiated;
-        let samples = n.period * n.channels as usize;
+        let samples = MAX_CAPTURE_BATCH * n.period * n.channels as usize;
         match n.format {
             SampleFormat::S16 => self.raw16.resize(samples, 0),
             SampleFormat::S32 => self.raw32.resize(samples, 0),
         }
-        self.mono = Vec::with_capacity(n.period);
+        self.mono = Vec::with_capacity(MAX_CAPTURE_BATCH * n.period);
         self.resampler = match n.rate {
             OUTPUT_RATE => None,
             rate => {
@@ -74,30 +77,47 @@ impl AlsaMicrophone {
                 Some(Resampler::new(rate, OUTPUT_RATE, n.period)?)
             }
         };
-        self.ready = Vec::with_capacity(4 * n.period.max(OUTPUT_RATE as usize / 50));
+        let out_period = n.period * OUTPUT_RATE as usize / n.rate as usize + 1;
+        self.ready = Vec::with_capacity((MAX_CAPTURE_BATCH + 4) * out_period.max(OUTPUT_RATE as usize / 50));
         self.taken = 0;
+        self.wake_periods = 1;
         Ok(())
     }
 
-    /// Reads one whole period from the card into `self.ready`, as 16 kHz mono.
-    fn read_period(&mut self) -> Result<()> {
+    /// Reads `periods` whole periods from the card (at one wake-up: ALSA's `avail_min` is set
+    /// to them) into `self.ready`, as 16 kHz mono.
+    fn read_periods(&mut self, periods: usize) -> Result<()> {
         let n = self.negotiated;
+        let periods = periods.clamp(1, MAX_CAPTURE_BATCH);
+        if periods != self.wake_periods {
+            self.set_avail_min(periods * n.period)?;
+            self.wake_periods = periods;
+        }
         let channels = n.channels as usize;
+        let frames = periods * n.period;
         let mut got = 0;
-        while got < n.period {
+        while got < frames {
             let result = match n.format {
-                SampleFormat::S16 => self.pcm.io_i16().and_then(|io| io.readi(&mut self.raw16[got * channels..])),
-                SampleFormat::S32 => self.pcm.io_i32().and_then(|io| io.readi(&mut self.raw32[got * channels..])),
+                SampleFormat::S16 => {
+                    self.pcm.io_i16().and_then(|io| io.readi(&mut self.raw16[got * channels..frames * channels]))
+                }
+                SampleFormat::S32 => {
+                    self.pcm.io_i32().and_then(|io| io.readi(&mut self.raw32[got * channels..frames * channels]))
+                }
             };
             match result {
-                Ok(frames) => got += frames,
-                Err(e) => self.recover(e)?,
+                Ok(read) => got += read,
+                Err(e) => {
+                    // What was read of this batch goes with the overrun; the caller reads
+                    // again (from a reopened device, its buffers sized anew).
+                    return self.recover(e);
+                }
             }
         }
         self.mono.clear();
         match n.format {
-            SampleFormat::S16 => downmix(&self.raw16, channels, 0, &mut self.mono),
-            SampleFormat::S32 => downmix(&self.raw32, channels, 16, &mut self.mono),
+            SampleFormat::S16 => downmix(&self.raw16[..frames * channels], channels, 0, &mut self.mono),
+            SampleFormat::S32 => downmix(&self.raw32[..frames * channels], channels, 16, &mut self.mono),
         }
         // Keep `ready` from growing: drop what has been handed out already.
         self.ready.drain(..self.taken);
@@ -109,6 +129,14 @@ impl AlsaMicrophone {
                 Ok(())
             }
         }
+    }
+
+    /// The thread is woken when `frames` frames can be read.
+    fn set_avail_min(&mut self, frames: usize) -> Result<()> {
+        let fail = |e| describe(e, "microphone", &self.device, Direction::Capture);
+        let sw = self.pcm.sw_params_current().map_err(fail)?;
+        sw.set_avail_min(frames as alsa::pcm::Frames).map_err(fail)?;
+        self.pcm.sw_params(&sw).map_err(fail)
     }
 
     /// An overrun is recovered in place; anything else, or a failed recovery, reopens the
@@ -134,9 +162,14 @@ impl Microphone for AlsaMicrophone {
         OUTPUT_RATE
     }
 
+    /// A long `frame` (the daemon's 100 ms reads between presses) is read at one wake-up.
     fn read(&mut self, frame: &mut [i16]) -> Result<usize> {
+        let n = self.negotiated;
         while self.ready.len() - self.taken < frame.len() {
-            self.read_period()?;
+            let missing = frame.len() - (self.ready.len() - self.taken);
+            // Card frames per 16 kHz sample, rounded up to whole periods.
+            let periods = (missing * n.rate as usize).div_ceil(OUTPUT_RATE as usize * n.period);
+            self.read_periods(periods)?;
         }
         frame.copy_from_slice(&self.ready[self.taken..self.taken + frame.len()]);
         self.taken += frame.len();

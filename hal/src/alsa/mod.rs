@@ -11,8 +11,11 @@
 //! Buffer sizes (latency against robustness):
 //! - period ≈ 10 ms: the unit ALSA wakes us up for; small enough that a 20 ms frame is
 //!   ready within 10 ms of its last sample being captured.
-//! - capture buffer = 4 periods ≈ 40 ms: the thread may be late by up to 30 ms (a busy Pi
-//!   Zero) before the card overruns; nothing waits in it normally.
+//! - capture buffer = 16 periods ≈ 160 ms: room for a read of up to
+//!   [`MAX_CAPTURE_BATCH`] periods at one wake-up (the daemon reads 100 ms at a time between
+//!   presses, when it only keeps the pre-roll) and still 60 ms for a late thread (a busy Pi
+//!   Zero) before the card overruns. A read of many periods sets ALSA's `avail_min` to them,
+//!   so the thread wakes once per read, not once per period.
 //! - playback buffer = `buffer_ms` (default 50 ms, 40–60 is sensible) = 5 periods: what is
 //!   queued ahead of the DAC. Less risks underruns on a busy Pi; more delays barge-in,
 //!   since queued audio must be dropped when the user presses during a reply.
@@ -50,7 +53,9 @@ pub fn open_speaker(spec: &SpeakerSpec) -> Result<Box<dyn Speaker>> {
 /// Target period length; see the module notes.
 pub const PERIOD_MS: u32 = 10;
 /// Capture buffer, in periods.
-pub const CAPTURE_PERIODS: u32 = 4;
+pub const CAPTURE_PERIODS: u32 = 16;
+/// The most periods one capture read waits for (at one wake-up).
+pub const MAX_CAPTURE_BATCH: usize = 10;
 
 /// The sample formats pivox reads and writes. `hw:` devices of I2S microphones often offer
 /// only S32; everything else offers S16. (`plughw:` converts anything to S16.)
