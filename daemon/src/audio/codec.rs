@@ -38,6 +38,10 @@ impl FromStr for Codec {
     }
 }
 
+/// The default `[opus] complexity` (0–10): chosen by measuring, in `make bench`, the encoder's
+/// CPU time and the decoded speech's log-spectral distance at each complexity (BENCHMARKS.md).
+pub const DEFAULT_COMPLEXITY: u8 = 1;
+
 /// Opus encoder settings (see docs/configuration.md, `[opus]`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OpusSettings {

@@ -55,7 +55,7 @@ pub(super) struct RawOpus {
 
 impl Default for RawOpus {
     fn default() -> Self {
-        Self { bitrate: 24_000, complexity: 5, fec: false, dtx: true }
+        Self { bitrate: 24_000, complexity: crate::audio::codec::DEFAULT_COMPLEXITY, fec: false, dtx: true }
     }
 }
 

@@ -127,6 +127,7 @@ pub async fn run(config: Config, options: RunOptions) -> Result<RunReport, Strin
         mic_open: true,
         supervisor: Supervisor::from_env(),
         timers: crate::timers::Timers::default(),
+        after_end: heapless::Vec::new(),
     };
     daemon.set_led(LedState::Disconnected);
     let server = config.server.describe();

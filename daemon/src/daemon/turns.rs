@@ -54,6 +54,9 @@ pub(super) struct Daemon {
     pub(super) supervisor: Supervisor,
     /// The server's timers for this device, counted down here too.
     pub(super) timers: Timers,
+    /// The release earcon and LED change of a turn that just ended, carried out once the link
+    /// has had its turn to write the end message: the wire first, then the user's feedback.
+    pub(super) after_end: heapless::Vec<Action, 4>,
 }
 
 impl Daemon {
@@ -118,6 +121,10 @@ impl Daemon {
             // Let the link task write what this event queued before handling the next one: the
             // control plane shares one thread, and the wire is waiting.
             tokio::task::yield_now().await;
+            if !self.after_end.is_empty() {
+                let feedback = std::mem::take(&mut self.after_end);
+                self.apply(feedback.into_iter().collect(), frames);
+            }
             if self.turns.is_some_and(|n| self.completed >= n) {
                 log::info!("{} turn(s) completed; stopping", self.completed);
                 return Ok(());
@@ -388,6 +395,7 @@ impl Daemon {
     }
 
     fn apply(&mut self, actions: crate::session::Actions, frames: &mut mpsc::Receiver<CapturedFrame>) {
+        let mut ended = false;
         for action in actions {
             match action {
                 Action::StartTurn(turn) => self.start_turn(turn, frames),
@@ -406,7 +414,10 @@ impl Daemon {
                     }
                     self.uplink.end_turn(turn, reason);
                     log::info!("turn {turn}: ended ({reason:?}), waiting for the reply");
+                    ended = true;
                 }
+                // After an end, the earcon and the LED wait for the end message to be written.
+                Action::Earcon(_) | Action::Led(_) if ended && self.after_end.push(action).is_ok() => {}
                 Action::CancelTurn(turn) => {
                     self.uplink.command(Command::CancelTurn { turn });
                 }

@@ -144,6 +144,7 @@ impl Link {
             request.headers_mut().insert("authorization", value);
         }
         let config = WebSocketConfig::default()
+            .read_buffer_size(super::WS_READ_BUFFER)
             .max_message_size(Some(protocol::MAX_TEXT.max(protocol::MAX_AUDIO_FRAME)))
             .max_frame_size(Some(protocol::MAX_TEXT.max(protocol::MAX_AUDIO_FRAME)));
         let connecting =
@@ -218,6 +219,10 @@ impl Link {
                     };
                     let Some((message, done)) = self.encode(command, &mut turn_audio) else { continue };
                     let len = ws_frame_len(message.len(), true);
+                    // The message's time is when it is handed to the socket: taken after the
+                    // write, it would count whatever the write woke (the server itself, on
+                    // loopback) and ran before this task resumed.
+                    let handed_at = Instant::now();
                     match timeout(write_limit, sink.send(message)).await {
                         Ok(Ok(())) => {}
                         Ok(Err(e)) => return Ended::Lost(e.to_string()),
@@ -225,7 +230,7 @@ impl Link {
                     }
                     self.counters.bytes_up.fetch_add(len as u64, Ordering::Relaxed);
                     if let Some(event) = done {
-                        self.events.emit(event(Instant::now())).await;
+                        self.events.emit(event(handed_at)).await;
                     }
                 }
                 // Frames from the server.

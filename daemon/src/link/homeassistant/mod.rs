@@ -268,7 +268,10 @@ impl Link {
     async fn dial(&self) -> Result<(Socket, String), Failure> {
         let failed = Failure::Failed;
         let request = self.settings.server.url.as_str().into_client_request().map_err(|e| failed(e.to_string()))?;
-        let config = WebSocketConfig::default().max_message_size(Some(MAX_MESSAGE)).max_frame_size(Some(MAX_MESSAGE));
+        let config = WebSocketConfig::default()
+            .read_buffer_size(crate::link::WS_READ_BUFFER)
+            .max_message_size(Some(MAX_MESSAGE))
+            .max_frame_size(Some(MAX_MESSAGE));
         let stream = socket::connect(request.uri(), CONNECT_TIMEOUT).await.map_err(Failure::Unreached)?;
         let connecting =
             tokio_tungstenite::client_async_tls_with_config(request, stream, Some(config), self.connector.clone());

@@ -29,6 +29,7 @@
 
 mod esphome;
 mod idle;
+mod opus;
 mod report;
 mod soak;
 
@@ -193,6 +194,7 @@ fn run() -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("pivox-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| e.to_string())?;
     let (mic, script) = write_microphone(&dir, turns)?;
+    let opus = opus::measure(&speech()?)?;
     let servers = Servers::start()?;
     let addr = servers.addr;
     println!("pivox-bench: {turns} turns per variant against the reference server on ws://{addr}");
@@ -238,7 +240,10 @@ fn run() -> Result<(), String> {
     if let Some(soaked) = &soaked {
         soak::print(soaked);
     }
-    write_summary(&out, &results, &ha, &esphome, soaked.as_ref())?;
+    opus::print(&opus, pivox::audio::codec::DEFAULT_COMPLEXITY);
+    let mut extra = serde_json::Map::new();
+    extra.insert("opus".into(), opus::summary(&opus, pivox::audio::codec::DEFAULT_COMPLEXITY));
+    write_summary(&out, &results, &ha, &esphome, soaked.as_ref(), extra)?;
     println!("\nwritten: {}", out.display());
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())

@@ -117,12 +117,16 @@ pub(super) fn write_summary(
     homeassistant: &Figures,
     esphome: &Figures,
     soaked: Option<&soak::Soak>,
+    extra: serde_json::Map<String, serde_json::Value>,
 ) -> Result<(), String> {
     let mut doc = summary(&results[0].1);
     doc["baseline"] = summary(&results[1].1);
     doc["homeassistant"] = homeassistant_summary(homeassistant);
     doc["esphome"] = homeassistant_summary(esphome);
     doc["soak"] = soaked.map_or(serde_json::Value::Null, soak::summary);
+    for (key, value) in extra {
+        doc[key] = value;
+    }
     if let Some(parent) = out.parent() {
         std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
     }
