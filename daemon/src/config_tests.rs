@@ -52,7 +52,7 @@ fn the_shipped_example_config_parses_without_warnings() {
 #[test]
 fn defaults_fill_in_everything_but_the_url() {
     let c = parse(MINIMAL).unwrap().config;
-    assert_eq!(c.opus, OpusSettings { bitrate: 24_000, complexity: 5, fec: false, dtx: true });
+    assert_eq!(c.opus, OpusSettings { bitrate: 24_000, complexity: 1, fec: false, dtx: true });
     assert_eq!(c.session.max_turn, Duration::from_secs(30));
     assert_eq!(c.speaker.backend, "sim");
     assert!(endpoint(&c).token.is_none());

@@ -115,7 +115,10 @@ async fn a_slow_download_starts_playing_before_it_has_finished() {
 async fn failing_turn(scenario: Scenario, server: &str) -> (Vec<String>, Vec<LedState>, FakeHaReport) {
     let ha = fake(scenario, |_| {}).await;
     let config = ha_config(&ha.url(), TOKEN, "press 0.25, release 1.5", server);
-    let (report, probes) = run(config, None, Duration::from_millis(3_500)).await;
+    // Long enough for a whole reply (release at 1.5 s, then 1.76 s of it) where the turn
+    // completes; short enough that the error light of a failed one is still on at the end.
+    let limit = if scenario == Scenario::Garbage { 4_500 } else { 3_500 };
+    let (report, probes) = run(config, None, Duration::from_millis(limit)).await;
     let seen = ha.report();
     ha.stop().await;
     (report.turns.iter().map(|t| t.outcome.to_string()).collect(), probes.led.states(), seen)

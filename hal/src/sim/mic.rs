@@ -13,13 +13,14 @@ use std::time::{Duration, Instant};
 use crate::backend::MicSpec;
 use crate::{Error, ErrorKind, Microphone, Result};
 
-/// The file's samples as they are read: 8 KiB of the file at a time.
-type Samples = hound::WavIntoSamples<BufReader<File>, i16>;
-
 pub struct WavMicrophone {
     path: String,
-    /// `None` once the file has ended: silence from then on.
-    samples: Option<Samples>,
+    /// The file, at the next sample of its data; `None` once it has ended: silence from then on.
+    data: Option<BufReader<File>>,
+    /// Samples of the data chunk not read yet.
+    left: u64,
+    /// The bytes of one read, reused.
+    bytes: Vec<u8>,
     sample_rate: u32,
     realtime: bool,
     epoch: Instant,
@@ -33,10 +34,14 @@ impl WavMicrophone {
     pub fn open(spec: &MicSpec) -> Result<Self> {
         let in_words = |e: Error| Error::new(e.kind(), format!("sim microphone: {e}"));
         Self::check(&spec.device, spec.sample_rate).map_err(in_words)?;
-        let samples = stream(&spec.device, spec.sample_rate).map_err(in_words)?.into_samples();
+        let reader = stream(&spec.device, spec.sample_rate).map_err(in_words)?;
+        let left = u64::from(reader.len());
         Ok(Self {
             path: spec.device.clone(),
-            samples: Some(samples),
+            // hound has read the header: the file is at the first sample.
+            data: Some(reader.into_inner()),
+            left,
+            bytes: Vec::new(),
             sample_rate: spec.sample_rate,
             realtime: spec.realtime,
             epoch: spec.epoch,
@@ -133,29 +138,28 @@ impl Microphone for WavMicrophone {
             if let Some(wait) = done_at.checked_duration_since(Instant::now()) {
                 thread::sleep(wait);
             }
-        } else if self.samples.is_none() {
+        } else if self.data.is_none() {
             return Ok(0);
         }
         let mut filled = 0;
-        if let Some(samples) = &mut self.samples {
-            for slot in frame.iter_mut() {
-                match samples.next() {
-                    Some(Ok(sample)) => *slot = sample,
-                    Some(Err(e)) => {
-                        // Checked at open; only a file changed since could get here.
-                        log::warn!("sim microphone: {}; silence from here on", truncated(&self.path, e));
-                        self.samples = None;
-                        break;
-                    }
-                    None => {
-                        self.samples = None;
-                        break;
-                    }
-                }
-                filled += 1;
+        if let Some(data) = &mut self.data {
+            // Whole samples, read in one go (an odd trailing byte is not a sample).
+            filled = frame.len().min(usize::try_from(self.left).unwrap_or(usize::MAX));
+            self.bytes.resize(filled * 2, 0);
+            if let Err(e) = data.read_exact(&mut self.bytes) {
+                // Checked at open; only a file changed since could get here.
+                log::warn!("sim microphone: {} ended early ({e}); silence from here on", self.path);
+                filled = 0;
+            }
+            for (slot, pair) in frame.iter_mut().zip(self.bytes[..filled * 2].chunks_exact(2)) {
+                *slot = i16::from_le_bytes([pair[0], pair[1]]);
+            }
+            self.left -= filled as u64;
+            if filled < frame.len() {
+                self.data = None;
             }
         }
-        if filled == 0 && self.samples.is_none() && !self.realtime {
+        if filled == 0 && self.data.is_none() && !self.realtime {
             return Ok(0);
         }
         frame[filled..].fill(0);
