@@ -74,7 +74,9 @@ aarch64-check: aarch64
 	./scripts/aarch64-check.sh $(AARCH64) target/debug/pivox-devtools
 
 # Latency, CPU, memory and bandwidth figures against a Python-satellite-style baseline, the
-# idle cost, and a soak of SOAK_TURNS turns with memory, open files and threads sampled.
+# idle cost, the Opus encoder at each complexity, instructions per turn under callgrind (three
+# runs), and a soak of SOAK_TURNS turns with memory, open files and threads sampled.
 bench: deps
+	@./scripts/install-bench-deps.sh
 	$(CARGO) build --release -p pivox -p pivox-devtools
 	./target/release/pivox-bench --turns $(BENCH_TURNS) --soak $(SOAK_TURNS) --out target/bench/summary.json

@@ -221,7 +221,9 @@ pub fn spawn_capture(
                             let frame = CapturedFrame {
                                 samples: FrameBuf::from_slice(frame).unwrap_or_default(),
                                 // A frame read with later ones was complete that much earlier.
-                                captured_at: read_at.checked_sub(frame_time * (count - 1 - i) as u32).unwrap_or(read_at),
+                                captured_at: read_at
+                                    .checked_sub(frame_time * (count - 1 - i) as u32)
+                                    .unwrap_or(read_at),
                             };
                             if frames.try_send(frame).is_err() {
                                 dropped.fetch_add(1, Ordering::Relaxed);

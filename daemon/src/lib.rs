@@ -5,6 +5,7 @@
 
 pub mod audio;
 pub mod backoff;
+pub mod cli;
 pub mod config;
 pub mod daemon;
 pub mod devices;

@@ -6,98 +6,31 @@ use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
+use pivox::cli::{Command, Invocation};
 use pivox::config::{Config, DEFAULT_PATHS, Files};
 use pivox::daemon::block_on;
 
-#[derive(Parser)]
-#[command(name = "pivox", version, about = "Push-to-talk voice appliance for the Raspberry Pi")]
-struct Cli {
-    #[command(subcommand)]
-    command: Command,
-}
-
-#[derive(Subcommand)]
-enum Command {
-    /// Run the daemon.
-    Run {
-        /// Config file [default: /boot/firmware/pivox.toml, then /etc/pivox/pivox.toml].
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        /// Exit after this many completed turns (for scripted runs).
-        #[arg(long)]
-        turns: Option<u32>,
-        /// Append each turn's figures to this file as JSON lines.
-        #[arg(long)]
-        metrics: Option<PathBuf>,
-    },
-    /// Check a config file and explain every problem.
-    CheckConfig {
-        file: Option<PathBuf>,
-        /// The config is for another machine (a Pi's, checked on the computer that builds its
-        /// image): do not look for the files it names (token_file, ca_file, a sim WAV).
-        #[arg(long)]
-        elsewhere: bool,
-    },
-    /// Run the pivox protocol v1 reference server (echo, or a fixed WAV reply).
-    /// [development tool: runs pivox-devtools]
-    #[command(disable_help_flag = true)]
-    Serve {
-        /// Passed to `pivox-devtools serve` (`pivox serve --help` lists them).
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<OsString>,
-    },
-    /// Run a stand-in for Home Assistant's Assist API (for trying `kind = "homeassistant"`
-    /// without a Home Assistant): every answer is the same recorded reply.
-    /// [development tool: runs pivox-devtools]
-    #[command(disable_help_flag = true)]
-    ServeHomeassistant {
-        /// Passed to `pivox-devtools serve-homeassistant`.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<OsString>,
-    },
-    /// List sound devices, GPIO chips and SPI devices, with the names the config takes.
-    Devices,
-    /// Print each press and release of the configured button, with timing (a wiring check).
-    TestButton {
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        /// Stop after this many edges [default: run until Ctrl-C].
-        #[arg(long)]
-        count: Option<u32>,
-    },
-    /// Record from the configured microphone, play it back, report level and clipping.
-    TestAudio {
-        #[arg(long, short)]
-        config: Option<PathBuf>,
-        #[arg(long, default_value_t = 3.0, value_parser = parse_seconds)]
-        seconds: f64,
-    },
-    /// One simulated turn against a local reference server, with a timeline.
-    /// [development tool: runs pivox-devtools]
-    #[command(disable_help_flag = true)]
-    Demo {
-        /// Passed to `pivox-devtools demo`.
-        #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
-        args: Vec<OsString>,
-    },
-}
-
-/// A recording length: 0.1 to 60 seconds.
-fn parse_seconds(text: &str) -> Result<f64, String> {
-    match text.parse::<f64>() {
-        Ok(s) if (0.1..=60.0).contains(&s) => Ok(s),
-        _ => Err(format!("`{text}`: a number of seconds from 0.1 to 60 is expected")),
-    }
-}
-
 fn main() -> ExitCode {
     pivox::logging::init();
-    let result = match Cli::parse().command {
+    let command = match pivox::cli::parse(std::env::args_os().skip(1)) {
+        Ok(Invocation::Command(command)) => command,
+        Ok(Invocation::Help(text)) => {
+            print!("{text}");
+            return ExitCode::SUCCESS;
+        }
+        Ok(Invocation::Version) => {
+            println!("pivox {}", env!("CARGO_PKG_VERSION"));
+            return ExitCode::SUCCESS;
+        }
+        Err(e) => {
+            eprintln!("error: {e} (`pivox --help` lists the commands and options)");
+            return ExitCode::from(2);
+        }
+    };
+    let result = match command {
         Command::CheckConfig { file, elsewhere } => check_config(file.as_deref(), elsewhere),
         Command::Run { config, turns, metrics } => run(config.as_deref(), turns, metrics),
-        Command::ServeHomeassistant { args } => forward("serve-homeassistant", args),
-        Command::Serve { args } => forward("serve", args),
+        Command::Forward { subcommand, args } => forward(subcommand, args),
         Command::Devices => {
             print!("{}", pivox::tools::devices_report());
             Ok(())
@@ -109,7 +42,6 @@ fn main() -> ExitCode {
             println!("{}", check.verdict());
             Ok(())
         }),
-        Command::Demo { args } => forward("demo", args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -83,7 +83,8 @@ mod tests {
         assert!(log_spectral_distance(&a, &delayed, 5, 320) < 1e-9, "the delay is allowed for");
         let noisy: Vec<i16> = a.iter().enumerate().map(|(i, s)| s + ((i * 7919) % 401) as i16 - 200).collect();
         let very_noisy: Vec<i16> = a.iter().enumerate().map(|(i, s)| s + ((i * 7919) % 4001) as i16 - 2000).collect();
-        let (slight, heavy) = (log_spectral_distance(&a, &noisy, 0, 320), log_spectral_distance(&a, &very_noisy, 0, 320));
+        let (slight, heavy) =
+            (log_spectral_distance(&a, &noisy, 0, 320), log_spectral_distance(&a, &very_noisy, 0, 320));
         assert!(slight > 0.1 && heavy > slight + 3.0, "{slight} then {heavy}");
     }
 }

@@ -49,16 +49,24 @@ impl WavMicrophone {
         })
     }
 
-    /// Reads the WAV file at `path` through as [`WavMicrophone::open`] will play it, keeping
-    /// nothing: a regular file, mono, 16-bit, at `sample_rate`, complete. Returns how many
-    /// samples it holds. The daemon's config check calls this.
+    /// Checks the WAV file at `path` as [`WavMicrophone::open`] will play it: a regular file,
+    /// mono, 16-bit, at `sample_rate`, complete (the file holds every sample its header
+    /// announces). Returns how many samples it holds. Reads the header only; the daemon's
+    /// config check calls this too.
     pub fn check(path: &str, sample_rate: u32) -> Result<u64> {
-        let mut count = 0u64;
-        for sample in stream(path, sample_rate)?.into_samples::<i16>() {
-            sample.map_err(|e| truncated(path, e))?;
-            count += 1;
+        use std::io::Seek;
+        let reader = stream(path, sample_rate)?;
+        let samples = u64::from(reader.len());
+        let mut data = reader.into_inner();
+        let start = data.stream_position().map_err(|e| invalid(format!("cannot read {path}: {e}")))?;
+        let size = data.get_ref().metadata().map_err(|e| invalid(format!("cannot read {path}: {e}")))?.len();
+        let present = size.saturating_sub(start) / 2;
+        if present < samples {
+            return Err(invalid(format!(
+                "{path} is truncated or corrupt: its header announces {samples} samples, it holds {present}"
+            )));
         }
-        Ok(count)
+        Ok(samples)
     }
 }
 

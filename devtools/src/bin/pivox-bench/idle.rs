@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use super::{Idle, Setup};
+use super::{Idle, Memory, Setup};
 
 /// Runs the daemon with a button that is never pressed and, once it is connected (its log says
 /// so) and has settled, measures its CPU time and context switches over `idle`.
@@ -35,7 +35,9 @@ pub(super) fn measure_idle(setup: &Setup<'_>, idle: Duration) -> Result<Idle, St
         let before = ProcSample::take(pid)?;
         std::thread::sleep(idle);
         let after = ProcSample::take(pid)?;
-        Ok(after.since(&before))
+        let mut idle = after.since(&before);
+        idle.memory = memory(pid, pivox)?;
+        Ok(idle)
     })();
     // SAFETY: kill(2) on our own child, which has not been waited for yet.
     unsafe { libc::kill(pid as i32, libc::SIGTERM) };
@@ -114,8 +116,43 @@ impl ProcSample {
             cpu_ms_per_min: self.cpu.saturating_sub(before.cpu).as_secs_f64() * 1000.0 * 60.0 / seconds,
             wakeups_per_s: total as f64 / seconds,
             threads,
+            memory: Memory::default(),
         }
     }
+}
+
+/// What the resident memory of `pid` (running `binary`) is made of, from `/proc/PID/smaps`.
+fn memory(pid: u32, binary: &Path) -> Result<Memory, String> {
+    let path = Path::new("/proc").join(pid.to_string()).join("smaps");
+    let smaps = pivox::files::read_text_bounded(&path, 4 << 20).map_err(|e| pivox::files::in_words(&path, &e))?;
+    let binary = std::fs::canonicalize(binary).unwrap_or_else(|_| binary.to_path_buf());
+    let mut memory = Memory::default();
+    let mut mapping = String::new();
+    for line in smaps.lines() {
+        let mut words = line.split_whitespace();
+        let first = words.next().unwrap_or("");
+        if first.contains('-') && !first.ends_with(':') {
+            // A mapping's header: address range, perms, offset, device, inode, path.
+            mapping = words.nth(4).unwrap_or("").to_string();
+            continue;
+        }
+        let kib = || words.clone().next().and_then(|n| n.parse::<u64>().ok()).unwrap_or(0);
+        match first {
+            "Rss:" => {
+                let kb = kib();
+                memory.rss += kb;
+                if Path::new(&mapping) == binary {
+                    memory.binary += kb;
+                } else if mapping.starts_with('/') {
+                    memory.libraries += kb;
+                }
+            }
+            "Anonymous:" => memory.anonymous += kib(),
+            "Pss:" => memory.pss += kib(),
+            _ => {}
+        }
+    }
+    Ok(memory)
 }
 
 /// Waits for `pid` and returns its CPU time (user + system) and peak RSS in KiB.

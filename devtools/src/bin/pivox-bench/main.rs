@@ -29,6 +29,7 @@
 
 mod esphome;
 mod idle;
+mod instructions;
 mod opus;
 mod report;
 mod soak;
@@ -85,6 +86,22 @@ struct Idle {
     wakeups_per_s: f64,
     /// The same by thread name (tokio's workers share one), busiest first.
     threads: Vec<(String, f64)>,
+    /// Resident memory at the end, in KiB.
+    memory: Memory,
+}
+
+/// Resident memory of the daemon, in KiB, from `/proc/PID/smaps`: what RSS is made of.
+#[derive(Debug, Default)]
+struct Memory {
+    rss: u64,
+    /// Private memory: heap, stacks, buffers (the daemon's own).
+    anonymous: u64,
+    /// Pages of the `pivox` executable mapped in.
+    binary: u64,
+    /// Pages of shared libraries (libc, libm, libasound…), shared with every process using them.
+    libraries: u64,
+    /// Proportional set size: shared pages divided among the processes that map them.
+    pss: u64,
 }
 
 fn main() {
@@ -100,6 +117,8 @@ struct Args {
     out: PathBuf,
     idle: Duration,
     soak_turns: usize,
+    /// Runs under callgrind for the instruction count (0: none).
+    instruction_runs: usize,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
@@ -108,6 +127,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
         out: PathBuf::from("target/bench/summary.json"),
         idle: Duration::from_secs(10),
         soak_turns: 300,
+        instruction_runs: 3,
     };
     while let Some(arg) = args.next() {
         match arg.as_str() {
@@ -129,9 +149,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args, String> {
             "--soak" => {
                 parsed.soak_turns = args.next().and_then(|n| n.parse().ok()).ok_or("--soak takes a number of turns")?
             }
+            "--instructions" => {
+                parsed.instruction_runs =
+                    args.next().and_then(|n| n.parse().ok()).ok_or("--instructions takes a number of runs")?
+            }
             other => {
                 return Err(format!(
-                    "unknown argument `{other}` (use --turns N, --out FILE, --idle SECONDS, --soak TURNS)"
+                    "unknown argument `{other}` (use --turns N, --out FILE, --idle SECONDS, --soak TURNS, \
+                     --instructions RUNS)"
                 ));
             }
         }
@@ -186,7 +211,7 @@ impl Servers {
 }
 
 fn run() -> Result<(), String> {
-    let Args { turns, out, idle, soak_turns } = parse_args(std::env::args().skip(1))?;
+    let Args { turns, out, idle, soak_turns, instruction_runs } = parse_args(std::env::args().skip(1))?;
     let pivox = std::env::current_exe().map_err(|e| e.to_string())?.with_file_name("pivox");
     if !pivox.is_file() {
         return Err(format!("{} not found: build it first (cargo build --release -p pivox)", pivox.display()));
@@ -200,6 +225,7 @@ fn run() -> Result<(), String> {
     println!("pivox-bench: {turns} turns per variant against the reference server on ws://{addr}");
 
     let server = format!("url = \"ws://{addr}/\"\n");
+    let server_pivox = server.clone();
     let mut results = Vec::new();
     for variant in &VARIANTS {
         let setup =
@@ -232,6 +258,21 @@ fn run() -> Result<(), String> {
         0 => None,
         n => Some(soak::run(&pivox, &dir, &format!("ws://{}/", servers.soak_addr), &speech()?, n)?),
     };
+    let counted = match instruction_runs {
+        0 => None,
+        runs => {
+            let setup = Setup {
+                pivox: &pivox,
+                dir: &dir,
+                name: "callgrind",
+                server: &server_pivox,
+                audio: VARIANTS[0].audio,
+                mic: &mic,
+            };
+            let config = setup.config("", &script)?;
+            Some(instructions::measure(&pivox, &dir, &config, turns.min(INSTRUCTION_TURNS), runs)?)
+        }
+    };
     servers.stop()?;
     print_table(&results);
     print_idle(&results);
@@ -242,6 +283,10 @@ fn run() -> Result<(), String> {
     }
     opus::print(&opus, pivox::audio::codec::DEFAULT_COMPLEXITY);
     let mut extra = serde_json::Map::new();
+    if let Some(counted) = &counted {
+        instructions::print(counted);
+        extra.insert("instructions".into(), instructions::summary(counted));
+    }
     extra.insert("opus".into(), opus::summary(&opus, pivox::audio::codec::DEFAULT_COMPLEXITY));
     write_summary(&out, &results, &ha, &esphome, soaked.as_ref(), extra)?;
     println!("\nwritten: {}", out.display());
@@ -250,6 +295,8 @@ fn run() -> Result<(), String> {
 }
 
 const HA_TOKEN: &str = "bench-token";
+/// Turns per run under callgrind: a few are enough for a per-turn figure, and each is 5 s.
+const INSTRUCTION_TURNS: usize = 4;
 /// The reply the fake Home Assistant speaks: 1.76 s of espeak-ng speech as 32 kbit/s MP3.
 pub(crate) const REPLY_MP3: &[u8] = include_bytes!("../../../../daemon/tests/fixtures/reply.mp3");
 

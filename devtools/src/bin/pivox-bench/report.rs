@@ -51,6 +51,14 @@ pub(super) fn print_idle(results: &[(&str, Figures)]) {
     for (name, _) in a.threads.iter().filter(|(_, w)| *w >= 0.5) {
         row(&format!("  {name}"), format!("{:.1}", per_s(a, name)), format!("{:.1}", per_s(b, name)));
     }
+    row(
+        "RSS KiB (PSS)",
+        format!("{} ({})", a.memory.rss, a.memory.pss),
+        format!("{} ({})", b.memory.rss, b.memory.pss),
+    );
+    row("  anonymous (heap, stacks, buffers)", a.memory.anonymous.to_string(), b.memory.anonymous.to_string());
+    row("  the pivox executable's pages", a.memory.binary.to_string(), b.memory.binary.to_string());
+    row("  shared libraries' pages", a.memory.libraries.to_string(), b.memory.libraries.to_string());
 }
 
 pub(super) fn idle_summary(idle: &Option<Idle>) -> serde_json::Value {
@@ -61,6 +69,11 @@ pub(super) fn idle_summary(idle: &Option<Idle>) -> serde_json::Value {
             "cpu_ms_per_min": idle.cpu_ms_per_min,
             "wakeups_per_s": idle.wakeups_per_s,
             "wakeups_per_s_by_thread": idle.threads.iter().map(|(n, w)| (n.clone(), json!(w))).collect::<serde_json::Map<_, _>>(),
+            "rss_kb": idle.memory.rss,
+            "pss_kb": idle.memory.pss,
+            "anonymous_kb": idle.memory.anonymous,
+            "executable_kb": idle.memory.binary,
+            "libraries_kb": idle.memory.libraries,
         }),
     }
 }
@@ -79,6 +92,7 @@ pub(super) fn print_homeassistant(title: &str, tts_end: &str, f: &Figures) {
     if let Some(idle) = &f.idle {
         row(&format!("idle {:.0} s: CPU ms per minute", idle.seconds), format!("{:.1}", idle.cpu_ms_per_min));
         row("idle: wake-ups per second", format!("{:.1}", idle.wakeups_per_s));
+        row("idle: RSS KiB (anonymous)", format!("{} ({})", idle.memory.rss, idle.memory.anonymous));
     }
 }
 
