@@ -88,7 +88,6 @@ impl AlsaMicrophone {
     /// to them) into `self.ready`, as 16 kHz mono.
     fn read_periods(&mut self, periods: usize) -> Result<()> {
         let n = self.negotiated;
-        let periods = periods.clamp(1, MAX_CAPTURE_BATCH);
         if periods != self.wake_periods {
             self.set_avail_min(periods * n.period)?;
             self.wake_periods = periods;
@@ -157,6 +156,16 @@ impl AlsaMicrophone {
     }
 }
 
+/// How many periods to read at one wake-up for `missing` samples at 16 kHz: the card frames
+/// they take, in whole periods, at most [`MAX_CAPTURE_BATCH`] and never so many that the buffer
+/// has less than two periods of room left when the thread wakes (a card that negotiated long
+/// periods or a short buffer is then read in smaller batches, never waited on past an overrun).
+fn batch_periods(missing: usize, n: Negotiated) -> usize {
+    let wanted = (missing * n.rate as usize).div_ceil(OUTPUT_RATE as usize * n.period.max(1));
+    let fits = (n.buffer / n.period.max(1)).saturating_sub(2);
+    wanted.min(fits).clamp(1, MAX_CAPTURE_BATCH)
+}
+
 impl Microphone for AlsaMicrophone {
     fn sample_rate(&self) -> u32 {
         OUTPUT_RATE
@@ -167,12 +176,35 @@ impl Microphone for AlsaMicrophone {
         let n = self.negotiated;
         while self.ready.len() - self.taken < frame.len() {
             let missing = frame.len() - (self.ready.len() - self.taken);
-            // Card frames per 16 kHz sample, rounded up to whole periods.
-            let periods = (missing * n.rate as usize).div_ceil(OUTPUT_RATE as usize * n.period);
-            self.read_periods(periods)?;
+            self.read_periods(batch_periods(missing, n))?;
         }
         frame.copy_from_slice(&self.ready[self.taken..self.taken + frame.len()]);
         self.taken += frame.len();
         Ok(frame.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn card(rate: u32, period: usize, buffer: usize) -> Negotiated {
+        Negotiated { rate, channels: 1, format: SampleFormat::S16, period, buffer }
+    }
+
+    #[test]
+    fn a_read_waits_for_the_periods_it_needs_as_far_as_the_buffer_allows() {
+        // 16 kHz, 10 ms periods, 160 ms buffer: a 20 ms frame is two periods, 100 ms is ten.
+        let usual = card(16_000, 160, 2_560);
+        assert_eq!(batch_periods(320, usual), 2);
+        assert_eq!(batch_periods(1_600, usual), 10);
+        assert_eq!(batch_periods(1, usual), 1);
+        assert_eq!(batch_periods(100_000, usual), MAX_CAPTURE_BATCH);
+        // 48 kHz with 21 ms periods and a 160 ms buffer (7 periods): at most 5 at once.
+        let long_periods = card(48_000, 1_024, 7_680);
+        assert_eq!(batch_periods(320, long_periods), 1);
+        assert_eq!(batch_periods(1_600, long_periods), 5);
+        // A buffer of two periods: one at a time.
+        assert_eq!(batch_periods(1_600, card(16_000, 160, 320)), 1);
     }
 }
