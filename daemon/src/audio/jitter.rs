@@ -8,7 +8,10 @@
 //! calls [`JitterBuffer::pop`] whenever the speaker has room for another frame.
 //!
 //! Storage is a ring of `capacity` slots allocated once; a packet more than `capacity`
-//! frames ahead of playback is dropped and counted as overflow.
+//! frames ahead of playback is dropped and counted as overflow. Slots are initialised as
+//! packets first reach them (within the allocation, so nothing is allocated then): a reply's
+//! sequence numbers start at 0, so a 120 s ring that holds 2 s replies touches 2 s of it, and
+//! the rest stays untouched memory rather than resident (issue 14).
 
 use std::time::{Duration, Instant};
 
@@ -91,7 +94,7 @@ pub struct JitterBuffer<P> {
 impl<P> JitterBuffer<P> {
     pub fn new(cfg: JitterConfig) -> Self {
         assert!(cfg.capacity > 0, "jitter buffer capacity must be positive");
-        let slots = (0..cfg.capacity).map(|_| None).collect();
+        let slots = Vec::with_capacity(cfg.capacity);
         let now = Instant::now();
         let mut jb = Self {
             cfg,
@@ -162,7 +165,12 @@ impl<P> JitterBuffer<P> {
             self.stats.overflow += 1;
             return;
         }
-        let slot = &mut self.slots[(seq % self.cfg.capacity as u64) as usize];
+        let index = (seq % self.cfg.capacity as u64) as usize;
+        if index >= self.slots.len() {
+            // Within the capacity reserved at start: no allocation.
+            self.slots.resize_with(index + 1, || None);
+        }
+        let slot = &mut self.slots[index];
         if slot.as_ref().is_some_and(|s| s.seq == seq) {
             self.stats.duplicates += 1;
             return;
@@ -205,7 +213,7 @@ impl<P> JitterBuffer<P> {
             self.playing = true;
         }
         let index = (next % self.cfg.capacity as u64) as usize;
-        if let Some(slot) = self.slots[index].take_if(|s| s.seq == next) {
+        if let Some(slot) = self.slots.get_mut(index).and_then(|slot| slot.take_if(|s| s.seq == next)) {
             self.next = Some(next + 1);
             let waited = now.saturating_duration_since(slot.arrived);
             self.stats.played += 1;

@@ -205,3 +205,24 @@ fn reset_forgets_the_reply_but_not_the_jitter() {
     jb.end();
     assert_eq!(drain(&mut jb, t0), [Some(100)]);
 }
+
+#[test]
+fn slots_are_initialised_only_as_far_as_packets_reach_and_never_reallocated() {
+    let t0 = Instant::now();
+    let mut jb = JitterBuffer::new(JitterConfig { capacity: 6_000, ..CFG });
+    let reserved = jb.slots.capacity();
+    assert!(reserved >= 6_000 && jb.slots.is_empty(), "reserved, not touched");
+    for seq in 0..90u16 {
+        jb.insert(seq, ts(seq), RATE, seq, t0);
+    }
+    jb.end();
+    assert_eq!(jb.slots.len(), 90, "a 1.8 s reply touches 90 slots");
+    assert_eq!(drain(&mut jb, t0).len(), 90);
+    // The next reply, from 0 again, and one that wraps the ring: still the same allocation.
+    jb.reset();
+    for seq in (5_990..6_010u16).chain(0..3) {
+        jb.insert(seq, ts(seq), RATE, seq, t0);
+    }
+    assert_eq!(jb.slots.capacity(), reserved);
+    assert_eq!(jb.slots.len(), 6_000);
+}
