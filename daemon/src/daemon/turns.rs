@@ -397,6 +397,10 @@ impl Daemon {
     fn apply(&mut self, actions: crate::session::Actions, frames: &mut mpsc::Receiver<CapturedFrame>) {
         let mut ended = false;
         for action in actions {
+            // After an end, the earcon and the LED wait for the end message to be written.
+            if ended && matches!(action, Action::Earcon(_) | Action::Led(_)) && self.after_end.push(action).is_ok() {
+                continue;
+            }
             match action {
                 Action::StartTurn(turn) => self.start_turn(turn, frames),
                 Action::EndTurn(turn, reason) => {
@@ -416,8 +420,6 @@ impl Daemon {
                     log::info!("turn {turn}: ended ({reason:?}), waiting for the reply");
                     ended = true;
                 }
-                // After an end, the earcon and the LED wait for the end message to be written.
-                Action::Earcon(_) | Action::Led(_) if ended && self.after_end.push(action).is_ok() => {}
                 Action::CancelTurn(turn) => {
                     self.uplink.command(Command::CancelTurn { turn });
                 }

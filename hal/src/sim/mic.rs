@@ -33,13 +33,10 @@ impl WavMicrophone {
     /// reason, rather than ending the microphone halfway through a run.
     pub fn open(spec: &MicSpec) -> Result<Self> {
         let in_words = |e: Error| Error::new(e.kind(), format!("sim microphone: {e}"));
-        Self::check(&spec.device, spec.sample_rate).map_err(in_words)?;
-        let reader = stream(&spec.device, spec.sample_rate).map_err(in_words)?;
-        let left = u64::from(reader.len());
+        let (data, left) = complete_stream(&spec.device, spec.sample_rate).map_err(in_words)?;
         Ok(Self {
             path: spec.device.clone(),
-            // hound has read the header: the file is at the first sample.
-            data: Some(reader.into_inner()),
+            data: Some(data),
             left,
             bytes: Vec::new(),
             sample_rate: spec.sample_rate,
@@ -54,19 +51,7 @@ impl WavMicrophone {
     /// announces). Returns how many samples it holds. Reads the header only; the daemon's
     /// config check calls this too.
     pub fn check(path: &str, sample_rate: u32) -> Result<u64> {
-        use std::io::Seek;
-        let reader = stream(path, sample_rate)?;
-        let samples = u64::from(reader.len());
-        let mut data = reader.into_inner();
-        let start = data.stream_position().map_err(|e| invalid(format!("cannot read {path}: {e}")))?;
-        let size = data.get_ref().metadata().map_err(|e| invalid(format!("cannot read {path}: {e}")))?.len();
-        let present = size.saturating_sub(start) / 2;
-        if present < samples {
-            return Err(invalid(format!(
-                "{path} is truncated or corrupt: its header announces {samples} samples, it holds {present}"
-            )));
-        }
-        Ok(samples)
+        complete_stream(path, sample_rate).map(|(_, samples)| samples)
     }
 }
 
@@ -132,6 +117,26 @@ fn stream(path: &str, sample_rate: u32) -> Result<hound::WavReader<BufReader<Fil
     }
     let file = File::open(path).map_err(|e| invalid(format!("cannot open {path}: {e}")))?;
     checked_reader(BufReader::with_capacity(8 << 10, file), path, sample_rate)
+}
+
+/// The WAV file at `path`, checked ([`WavMicrophone::check`]) and at its first sample, with
+/// the number of samples its data holds.
+fn complete_stream(path: &str, sample_rate: u32) -> Result<(BufReader<File>, u64)> {
+    use std::io::Seek;
+    let reader = stream(path, sample_rate)?;
+    let samples = u64::from(reader.len());
+    // hound has read the header: the file is at the first sample.
+    let mut data = reader.into_inner();
+    let unreadable = |e: std::io::Error| invalid(format!("cannot read {path}: {e}"));
+    let start = data.stream_position().map_err(unreadable)?;
+    let size = data.get_ref().metadata().map_err(unreadable)?.len();
+    let present = size.saturating_sub(start) / 2;
+    if present < samples {
+        return Err(invalid(format!(
+            "{path} is truncated or corrupt: its header announces {samples} samples, it holds {present}"
+        )));
+    }
+    Ok((data, samples))
 }
 
 impl Microphone for WavMicrophone {
@@ -200,14 +205,20 @@ mod tests {
         w.finalize().unwrap();
     }
 
+    /// A fresh folder for one test's files.
+    fn test_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("pivox-mic-{name}-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     fn spec(path: &std::path::Path, realtime: bool) -> MicSpec {
         MicSpec { device: path.to_str().unwrap().into(), sample_rate: 16000, realtime, epoch: Instant::now() }
     }
 
     #[test]
     fn fast_mode_returns_the_file_then_ends() {
-        let dir = std::env::temp_dir().join(format!("pivox-mic-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = test_dir("fast");
         let path = dir.join("ramp.wav");
         let ramp: Vec<i16> = (0..500).collect();
         write_wav(&path, 16000, 1, &ramp);
@@ -223,8 +234,7 @@ mod tests {
 
     #[test]
     fn realtime_mode_paces_and_continues_with_silence() {
-        let dir = std::env::temp_dir().join(format!("pivox-mic-rt-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = test_dir("rt");
         let path = dir.join("short.wav");
         write_wav(&path, 16000, 1, &[7; 160]);
         let spec = spec(&path, true);
@@ -239,8 +249,7 @@ mod tests {
 
     #[test]
     fn wrong_format_is_explained() {
-        let dir = std::env::temp_dir().join(format!("pivox-mic-fmt-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = test_dir("fmt");
         let path = dir.join("stereo.wav");
         write_wav(&path, 48000, 2, &[0; 16]);
         let err = WavMicrophone::open(&spec(&path, false)).err().unwrap();
@@ -270,8 +279,7 @@ mod tests {
 
     #[test]
     fn a_truncated_file_is_refused_at_open_and_check_counts_a_whole_one() {
-        let dir = std::env::temp_dir().join(format!("pivox-mic-trunc-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = test_dir("trunc");
         let path = dir.join("whole.wav");
         write_wav(&path, 16000, 1, &[3; 1000]);
         assert_eq!(WavMicrophone::check(path.to_str().unwrap(), 16000).unwrap(), 1000);

@@ -225,7 +225,6 @@ fn run() -> Result<(), String> {
     println!("pivox-bench: {turns} turns per variant against the reference server on ws://{addr}");
 
     let server = format!("url = \"ws://{addr}/\"\n");
-    let server_pivox = server.clone();
     let mut results = Vec::new();
     for variant in &VARIANTS {
         let setup =
@@ -248,9 +247,15 @@ fn run() -> Result<(), String> {
     }
     let ha_url = &servers.ha_url;
     println!("pivox-bench: {turns} turns against the fake Home Assistant at {ha_url}");
-    let server = format!("kind = \"homeassistant\"\nurl = \"{ha_url}\"\ntoken = \"{HA_TOKEN}\"\n");
-    let setup =
-        Setup { pivox: &pivox, dir: &dir, name: "homeassistant", server: &server, audio: VARIANTS[0].audio, mic: &mic };
+    let ha_server = format!("kind = \"homeassistant\"\nurl = \"{ha_url}\"\ntoken = \"{HA_TOKEN}\"\n");
+    let setup = Setup {
+        pivox: &pivox,
+        dir: &dir,
+        name: "homeassistant",
+        server: &ha_server,
+        audio: VARIANTS[0].audio,
+        mic: &mic,
+    };
     let ha = measure(&setup, &script, turns)?;
     println!("pivox-bench: {turns} turns as an ESPHome satellite of the stand-in HA client");
     let esphome = esphome::measure(&pivox, &dir, &mic, &script, turns, idle)?;
@@ -265,7 +270,7 @@ fn run() -> Result<(), String> {
                 pivox: &pivox,
                 dir: &dir,
                 name: "callgrind",
-                server: &server_pivox,
+                server: &server,
                 audio: VARIANTS[0].audio,
                 mic: &mic,
             };
