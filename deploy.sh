@@ -12,8 +12,6 @@
 set -euo pipefail
 
 repo=$(cd "$(dirname "$0")" && pwd)
-# shellcheck source=scripts/elf.sh
-source "$repo/scripts/elf.sh"
 
 usage() {
   cat <<'EOF'
@@ -25,6 +23,7 @@ usage: ./deploy.sh [options] HOST        (HOST as for ssh, e.g. pi@pivox.local)
   --rollback       put the previous binary back and restart
   --dry-run        check the binary, the config and the Pi, say what would happen, change nothing
   --timeout SEC    how long to wait for the service to become ready (default 60)
+  --settle SEC     how long it must then stay up to count as healthy (default 3)
 
 Environment: PIVOX_SSH_OPTS   extra ssh options, e.g. "-p 2222 -i ~/.ssh/pi_key"
 EOF
@@ -33,13 +32,14 @@ EOF
 die() { echo "deploy: error: $*" >&2; exit 1; }
 say() { echo "deploy: $*"; }
 
-host='' binary='' config='' rollback=no dry_run=no timeout=60 build=yes
+host='' binary='' config='' rollback=no dry_run=no timeout=60 settle=3 build=yes
 while (($#)); do
   case "$1" in
     -h | --help) usage; exit 0 ;;
     --binary) (($# >= 2)) || die "--binary needs a file"; binary=$2; build=no; shift 2 ;;
     --config) (($# >= 2)) || die "--config needs a file"; config=$2; shift 2 ;;
     --timeout) (($# >= 2)) || die "--timeout needs seconds"; timeout=$2; shift 2 ;;
+    --settle) (($# >= 2)) || die "--settle needs seconds"; settle=$2; shift 2 ;;
     --rollback) rollback=yes; shift ;;
     --dry-run) dry_run=yes; shift ;;
     -*) die "unknown option '$1' (see --help)" ;;
@@ -48,6 +48,7 @@ while (($#)); do
 done
 [ -n "$host" ] || { usage >&2; exit 1; }
 [[ "$timeout" =~ ^[1-9][0-9]*$ ]] || die "--timeout '$timeout': a whole number of seconds"
+[[ "$settle" =~ ^[1-9][0-9]*$ ]] || die "--settle '$settle': a whole number of seconds"
 [ "$rollback" = no ] || [ -z "$binary$config" ] || die "--rollback takes no --binary or --config"
 # --config alone pushes only the config.
 [ -z "$config" ] || [ -n "$binary" ] || build=no
@@ -62,9 +63,8 @@ if [ "$push_binary" = yes ]; then
     binary="$repo/target/aarch64-unknown-linux-gnu/release/pivox"
   fi
   [ -f "$binary" ] || die "--binary $binary: no such file"
-  arch=$(elf_machine "$binary")
-  [ "$arch" = aarch64 ] || die "$binary is $arch, not aarch64: the Pi runs 64-bit Raspberry Pi OS (build with \`make aarch64\`)"
-  bin_sha=$(sha256sum <"$binary" | cut -d' ' -f1)
+  # The same check as the fleet playbooks' (fleet/): aarch64, and the sha256 the Pi checks.
+  bin_sha=$("$repo/scripts/check-binary.sh" "$binary" 2>&1) || die "$bin_sha"
 fi
 if [ -n "$config" ]; then
   [ -f "$config" ] || die "--config $config: no such file"
@@ -117,7 +117,7 @@ if [ "$rollback" = yes ]; then
     exit 0
   fi
   say "rolling back on $host"
-  run_remote rollback "$remote_root" "$timeout"
+  run_remote rollback "$remote_root" "$timeout" "$settle"
   exit
 fi
 
@@ -137,7 +137,7 @@ fi
 [ -z "$config" ] || conf_tmp=$(upload "$config")
 say "installing on $host and waiting up to ${timeout} s for pivox.service to be ready"
 status=0
-run_remote install "$remote_root" "$timeout" "$bin_tmp" "${bin_sha:--}" "$conf_tmp" "${conf_sha:--}" || status=$?
+run_remote install "$remote_root" "$timeout" "$settle" "$bin_tmp" "${bin_sha:--}" "$conf_tmp" "${conf_sha:--}" || status=$?
 case "$status" in
   0) say "done: $host runs the new version" ;;
   4) die "$host did not take the new version; it runs the previous one again" ;;

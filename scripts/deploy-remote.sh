@@ -1,20 +1,23 @@
 # shellcheck shell=bash
-# The Pi's side of deploy.sh: sent over SSH on stdin and run as root (`sudo -n bash -s`).
-# Not meant to be run by hand. Arguments: ACTION ROOT [...]
-#   install ROOT TIMEOUT BIN_TMP BIN_SHA CONF_TMP CONF_SHA   (either pair may be "-")
-#   rollback ROOT TIMEOUT
-# ROOT is "" on a real Pi; the tests give a folder standing in for /.
+# The Pi's side of deploy.sh and of the fleet playbooks (fleet/): deploy.sh sends it over SSH on
+# stdin and runs it as root (`sudo -n bash -s`); Ansible's script module copies it over and runs
+# it the same way. Not meant to be run by hand. Arguments: ACTION ROOT TIMEOUT SETTLE [...]
+#   install ROOT TIMEOUT SETTLE BIN_TMP BIN_SHA CONF_TMP CONF_SHA   (either pair may be "-")
+#   rollback ROOT TIMEOUT SETTLE
+# ROOT is "" on a real Pi; the tests give a folder standing in for /. TIMEOUT: seconds the
+# service may take to become ready; SETTLE: seconds it must then stay up to count as healthy.
 # Exit codes: 0 done, 3 nothing changed (bad upload or config), 4 unhealthy and rolled back,
 # 5 unhealthy and the rollback did not help either.
 set -euo pipefail
 
-action=$1 root=$2 timeout=$3
+action=$1 root=$2 timeout=$3 settle=$4
+shift 4
 bin="$root/usr/local/bin/pivox"
 unit=pivox.service
-settle=3
 
 say() { echo "pi: $*"; }
-fail() { echo "pi: error: $*" >&2; exit "${2:-3}"; }
+# fail MESSAGE [EXIT_CODE]: the message alone, then the exit code (3 unless given).
+fail() { echo "pi: error: $1" >&2; exit "${2:-3}"; }
 
 systemctl cat "$unit" >/dev/null 2>&1 ||
   fail "$unit is not installed here (build the SD card with image/build-image.sh, or see docs/getting-started.md)"
@@ -94,7 +97,7 @@ restore_file() {
 
 case "$action" in
   install)
-    bin_tmp=$4 bin_sha=$5 conf_tmp=$6 conf_sha=$7
+    bin_tmp=$1 bin_sha=$2 conf_tmp=$3 conf_sha=$4
     [ "$bin_tmp" = - ] || verify_upload "$bin_tmp" "$bin_sha" binary
     [ "$conf_tmp" = - ] || verify_upload "$conf_tmp" "$conf_sha" config
     if [ "$conf_tmp" != - ]; then

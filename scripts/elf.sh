@@ -1,5 +1,6 @@
 # shellcheck shell=bash
-# Sourced by deploy.sh and image/build-image.sh: what machine an ELF file is built for.
+# Sourced by scripts/check-binary.sh (for deploy.sh and fleet/) and image/build-image.sh: what
+# machine an ELF file is built for.
 # No `file` or `readelf` needed: the answer is in the first 20 bytes of the header.
 
 # Prints "aarch64", "x86_64", "arm" (32-bit), "other ELF (e_machine N)" or "not an ELF file".
