@@ -17,7 +17,7 @@ cross-deps:
 	@./scripts/install-cross-deps.sh
 
 # sfdisk, mtools, debugfs, fakeroot, sshd, mmdebstrap, qemu-system-aarch64, binfmt for aarch64;
-# espeak-ng, sox, ffmpeg and curl for the Home Assistant rig.
+# espeak-ng, sox, ffmpeg and curl for the Home Assistant rig; ansible-core (from PyPI) for fleet/.
 test-deps:
 	@./scripts/install-test-deps.sh
 
@@ -38,16 +38,18 @@ test: check
 	$(MAKE) system-test
 
 # Everything but the boot test (a few minutes quicker): formatting, lints, every cargo test,
-# the aarch64 build under qemu, the image recipe, deploy.sh and the real Home Assistant test.
+# the aarch64 build under qemu, the image recipe, deploy.sh, the fleet playbooks and the real
+# Home Assistant test.
 check: preflight
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
-	shellcheck -x -S warning deploy.sh image/*.sh scripts/*.sh tests/*.sh
+	shellcheck -x -S warning deploy.sh fleet/pivox-fleet image/*.sh scripts/*.sh tests/*.sh
 	tests/preflight.sh
 	$(CARGO) test --workspace
 	$(MAKE) aarch64-check
 	tests/image.sh $(AARCH64)
 	tests/deploy.sh $(AARCH64)
+	tests/fleet.sh $(AARCH64)
 	$(MAKE) ha-test
 
 # pivox as an ESPHome satellite of a real Home Assistant 2026.2.3 on loopback (../shared/ha-rig).

@@ -65,7 +65,8 @@ cmd|espeak-ng|espeak-ng||the HA rig's test utterance and speech double
 cmd|sox|sox||the HA rig's utterance; the HA test's microphone
 cmd|ffmpeg|ffmpeg||Home Assistant's reply conversion (HA test)
 cmd|curl|curl||Home Assistant's REST API (tests/ha-esphome.sh)
-cmd|ip|iproute2||the mDNS test's network namespace (daemon/tests/mdns.rs)"
+cmd|ip|iproute2||the mDNS test's network namespace (daemon/tests/mdns.rs)
+file|/usr/bin/python3|python3|python3-minimal|Ansible's Python (fleet/, tests/fleet.sh)"
 
 missing=() packages=() hints=() mismatches=()
 # note WHAT PACKAGE-OR-HINT: one line of the message; apt packages are also gathered for a
@@ -122,6 +123,11 @@ if rig=$("$(dirname "$0")/ha-rig.sh" 2>/dev/null); then
   fi
 else
   note "$(printf '%-44s %s' ../shared/ha-rig "the Home Assistant rig for make ha-test")" "put the shared folder beside this repository, or set PIVOX_HA_RIG"
+fi
+
+# Ansible for the fleet playbooks comes from PyPI, in an environment of its own.
+if ! "${PIVOX_FLEET_VENV:-$HOME/.cache/pivox/ansible}/bin/ansible-playbook" --version >/dev/null 2>&1; then
+  note "$(printf '%-44s %s' ansible-core "the fleet playbooks (tests/fleet.sh)")" "make test-deps (scripts/install-fleet-deps.sh installs it from PyPI)"
 fi
 
 # The Rust toolchain comes from rustup, not apt.

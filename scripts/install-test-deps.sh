@@ -12,6 +12,8 @@
 #                    it), curl (HA's REST API); the rig also needs a Python 3.13, which apt
 #                    does not have on Debian 12 (pyenv's will do)
 #   cargo test      iproute2 (`ip netns`: the mDNS test's network namespace)
+#   tests/fleet.sh  ansible-core from PyPI in its own environment (scripts/install-fleet-deps.sh,
+#                   with python3 and python3-venv), and tests/deploy.sh's sshd and qemu
 #   make check      shellcheck on every shell script
 # Runs apt-get as root or through sudo. scripts/check-test-deps.sh checks the result, and names
 # the package of anything still missing.
@@ -22,7 +24,8 @@ source "$(dirname "$0")/apt.sh"
 # --no-install-recommends: openssh-server and udev without the rest of a desktop's services.
 apt_install_missing --no-install-recommends fdisk mtools dosfstools e2fsprogs fakeroot xz-utils openssl \
   openssh-client openssh-server udev systemd util-linux mmdebstrap arch-test debian-archive-keyring \
-  qemu-system-arm qemu-user-static binfmt-support shellcheck espeak-ng sox ffmpeg curl iproute2
+  qemu-system-arm qemu-user-static binfmt-support shellcheck espeak-ng sox ffmpeg curl iproute2 \
+  python3 python3-venv
 
 # aarch64 programs run through qemu when executed (mmdebstrap's arm64 maintainer scripts, the
 # deploy test's stand-in service). In a container binfmt_misc may need mounting first.
@@ -32,3 +35,5 @@ if [ ! -e /proc/sys/fs/binfmt_misc/qemu-aarch64 ]; then
   "${as_root[@]}" update-binfmts --enable qemu-aarch64 ||
     { echo "error: cannot register qemu-aarch64 with binfmt_misc" >&2; exit 1; }
 fi
+
+"$(dirname "$0")/install-fleet-deps.sh"
