@@ -225,37 +225,31 @@ fn run() -> Result<(), String> {
     println!("pivox-bench: {turns} turns per variant against the reference server on ws://{addr}");
 
     let server = format!("url = \"ws://{addr}/\"\n");
+    // pivox's defaults against the reference server; each run below changes what it needs.
+    let defaults = Setup {
+        pivox: &pivox,
+        dir: &dir,
+        name: VARIANTS[0].name,
+        server: &server,
+        audio: VARIANTS[0].audio,
+        mic: &mic,
+    };
     let mut results = Vec::new();
     for variant in &VARIANTS {
-        let setup =
-            Setup { pivox: &pivox, dir: &dir, name: variant.name, server: &server, audio: variant.audio, mic: &mic };
+        let setup = Setup { name: variant.name, audio: variant.audio, ..defaults };
         let figures = measure(&setup, &script, turns)?;
         results.push((variant.name, figures));
     }
     if !idle.is_zero() {
         for (variant, (_, figures)) in VARIANTS.iter().zip(&mut results) {
-            let setup = Setup {
-                pivox: &pivox,
-                dir: &dir,
-                name: variant.name,
-                server: &server,
-                audio: variant.audio,
-                mic: &mic,
-            };
+            let setup = Setup { name: variant.name, audio: variant.audio, ..defaults };
             figures.idle = Some(measure_idle(&setup, idle)?);
         }
     }
     let ha_url = &servers.ha_url;
     println!("pivox-bench: {turns} turns against the fake Home Assistant at {ha_url}");
     let ha_server = format!("kind = \"homeassistant\"\nurl = \"{ha_url}\"\ntoken = \"{HA_TOKEN}\"\n");
-    let setup = Setup {
-        pivox: &pivox,
-        dir: &dir,
-        name: "homeassistant",
-        server: &ha_server,
-        audio: VARIANTS[0].audio,
-        mic: &mic,
-    };
+    let setup = Setup { name: "homeassistant", server: &ha_server, ..defaults };
     let ha = measure(&setup, &script, turns)?;
     println!("pivox-bench: {turns} turns as an ESPHome satellite of the stand-in HA client");
     let esphome = esphome::measure(&pivox, &dir, &mic, &script, turns, idle)?;
@@ -266,14 +260,7 @@ fn run() -> Result<(), String> {
     let counted = match instruction_runs {
         0 => None,
         runs => {
-            let setup = Setup {
-                pivox: &pivox,
-                dir: &dir,
-                name: "callgrind",
-                server: &server,
-                audio: VARIANTS[0].audio,
-                mic: &mic,
-            };
+            let setup = Setup { name: "callgrind", ..defaults };
             let config = setup.config("", &script)?;
             Some(instructions::measure(&pivox, &dir, &config, turns.min(INSTRUCTION_TURNS), runs)?)
         }
