@@ -3,8 +3,9 @@
 # image recipe applied to it, booted in qemu-system-aarch64. Under real systemd it checks that
 # pivox.service reaches READY as the pivox user, the sysctl values and udev rules are in
 # effect, the watchdog restarts a hung daemon, and the daemon completes a simulated turn against
-# a reference server on the host (10.0.2.2 from the guest). Then deploy.sh updates it over the
-# forwarded SSH port, and a broken binary is rolled back.
+# a reference server on the host (10.0.2.2 from the guest). A turn is started and ended through
+# the kernel's GPIO driver (QMP pulses on the virt machine's PL061, the gpiocdev backend). Then
+# deploy.sh updates it over the forwarded SSH port, and a broken binary is rolled back.
 #
 # The base image (mmdebstrap, ~6 min) is cached in $PIVOX_CACHE_DIR (default
 # ~/.cache/pivox/system-test), keyed by how it is built; everything after is redone each run.
@@ -112,10 +113,10 @@ cmdline=$(mtype -i "$image@@$boot_off" ::/cmdline.txt | tr -d '\r\n' | sed -E 's
 ssh_port=$(free_port)
 step "booting in qemu-system-aarch64 (cortex-a53, 2 cores, TCG); console in $scratch/console.log"
 qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 2 -m 1024 -display none -no-reboot \
-  -kernel "$scratch/vmlinuz" -initrd "$scratch/initrd" -append "$cmdline console=ttyAMA0 panic=-1" \
+  -kernel "$scratch/vmlinuz" -initrd "$scratch/initrd" -append "$cmdline console=ttyAMA0 panic=-1 modprobe.blacklist=gpio_keys" \
   -drive file="$image",format=raw,if=virtio \
   -netdev user,id=net0,hostfwd=tcp:127.0.0.1:$ssh_port-:22 -device virtio-net-pci,netdev=net0,romfile= \
-  -serial file:"$scratch/console.log" &
+  -serial file:"$scratch/console.log" -qmp unix:"$scratch/qmp.sock",server=on,wait=off &
 qemu_pid=$!
 cleanups+=("kill $qemu_pid 2>/dev/null; cp $scratch/console.log ${TMPDIR:-/tmp}/pivox-system-test-console.log 2>/dev/null")
 
@@ -178,6 +179,61 @@ wait_for 40 "a restart after the watchdog fired" "[ \$(systemctl show -p NRestar
 check "a new main process" test "$(show MainPID)" != "$main_pid"
 check_contains "systemd says why" "Watchdog timeout" "$(guest sudo journalctl -u pivox.service --no-pager -o cat)"
 step "a stopped (hung) daemon was restarted by the watchdog"
+
+# ---- The button through the kernel's GPIO driver (the gpiocdev backend) ---------------------------
+# The virt machine wires its power button to line 3 of its PL061 GPIO controller: a QMP
+# system_powerdown drives the line high for 100 ms. No gpio-keys driver takes the line (this
+# kernel has none; a kernel with one is told not to load it on the command line), so it is
+# pivox's: active high, in tap mode, one pulse starts a turn and the next ends it.
+qmp() { # qmp COMMAND: one QMP command to the VM, through its control socket
+  python3 - "$scratch/qmp.sock" "$1" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(5)
+s.connect(sys.argv[1])
+f = s.makefile("rw")
+json.loads(f.readline())  # the greeting
+for command in ("qmp_capabilities", sys.argv[2]):
+    f.write(json.dumps({"execute": command}) + "\n")
+    f.flush()
+    while True:
+        reply = json.loads(f.readline())
+        if "return" in reply or "error" in reply:
+            break
+    if "error" in reply:
+        sys.exit(f"QMP {command}: {reply['error']}")
+PY
+}
+sed '/^\[button\]/,$d' "$scratch/pivox.toml" >"$scratch/pivox-gpiocdev.toml"
+printf '[button]\nbackend = "gpiocdev"\ndevice = "gpiochip0:3"\npull = "off"\nactive_low = false\nmode = "tap"\n' >>"$scratch/pivox-gpiocdev.toml"
+devices=$(guest sudo pivox devices)
+check_contains "pivox devices lists the PL061" "/dev/gpiochip0" "$devices"
+check_contains "pivox devices says how to name its lines" "gpiochip0:OFFSET" "$devices"
+guest "sudo tee /boot/firmware/pivox.toml >/dev/null" <"$scratch/pivox-gpiocdev.toml"
+guest sudo systemctl stop pivox.service
+# pivox test-button sees both taps, as a press and a release.
+guest "sudo timeout 20 pivox test-button --config /boot/firmware/pivox.toml --count 2 </dev/null >/tmp/test-button.log 2>&1 &"
+wait_for 10 "pivox test-button listening" "grep -q 'press it' /tmp/test-button.log"
+qmp system_powerdown
+sleep 1
+qmp system_powerdown
+wait_for 10 "test-button printing two edges" "grep -q released /tmp/test-button.log"
+tapped=$(guest cat /tmp/test-button.log)
+check_contains "test-button: the first tap is a press" "pressed" "$tapped"
+check_contains "test-button: the second ends it" "released (held 1." "$tapped"
+# Then a whole turn under systemd, started and ended by the taps 2 s apart.
+completed=$(guest "sudo journalctl -u pivox.service --no-pager -o cat | grep -c Completed" || true)
+server_turns=$(grep -cE 'turn [0-9]+: [0-9.]+ s of' "$server_log" || true)
+guest sudo systemctl start pivox.service
+wait_for 30 "READY with the gpiocdev button, connected" "systemctl show -p StatusText --value pivox.service | grep -q '^connected to pivox reference server'"
+qmp system_powerdown
+sleep 2
+qmp system_powerdown
+wait_for 30 "a turn completed from the GPIO taps" "[ \$(sudo journalctl -u pivox.service --no-pager -o cat | grep -c Completed) -gt $completed ]"
+check "the reference server received the tapped turn" test "$(grep -cE 'turn [0-9]+: [0-9.]+ s of' "$server_log")" -gt "$server_turns"
+seconds=$(grep -oE 'turn [0-9]+: [0-9.]+ s of' "$server_log" | tail -1 | awk '{print $3}')
+check "the tapped turn lasted the 2 s between the taps, with the pre-roll ($seconds s)" awk -v s="$seconds" 'BEGIN { exit !(s >= 1.8 && s <= 3.5) }'
+step "a turn started and ended by QMP pulses on PL061 line 3 (gpiocdev, tap mode): $seconds s of audio"
 
 # ---- deploy.sh over the forwarded port ---------------------------------------------------------------
 export PIVOX_SSH_OPTS="${ssh_opts[*]}"

@@ -172,6 +172,24 @@ fn gpio_buttons_and_leds_are_configured_and_checked() {
 }
 
 #[test]
+fn gpiocdev_lines_are_named_or_given_by_chip_and_checked() {
+    let text = format!(
+        "{MINIMAL}[button]\nbackend = \"gpiocdev\"\ndevice = \"GPIO17\"\n[led]\nbackend = \"gpiocdev\"\ndevice = \"gpiochip4:12\"\n"
+    );
+    let c = parse(&text).unwrap().config;
+    assert_eq!((c.button.backend.as_str(), c.button.device.as_str()), ("gpiocdev", "GPIO17"));
+    assert_eq!((c.led.backend.as_str(), c.led.device.as_str()), ("gpiocdev", "gpiochip4:12"));
+    for (section, bad, key) in [
+        ("[button]\nbackend = \"gpiocdev\"\ndevice = \"gpiochip0:x\"\n", "the offset after the colon", "button.device"),
+        ("[button]\nbackend = \"gpiocdev\"\ndevice = \"GPIO 17\"\n", "no spaces", "button.device"),
+        ("[led]\nbackend = \"gpiocdev\"\ndevice = \"chip0:3\"\n", "the chip is gpiochipN", "led.device"),
+    ] {
+        let e = error(&format!("{MINIMAL}{section}")).to_string();
+        assert!(e.contains(key) && e.contains(bad) && !e.contains('\n'), "{e}");
+    }
+}
+
+#[test]
 fn the_respeaker_preset_fills_in_button_and_leds_unless_the_file_says_otherwise() {
     let c = parse(&format!("preset = \"respeaker-2mic\"\n{MINIMAL}")).unwrap().config;
     assert_eq!((c.button.backend.as_str(), c.button.device.as_str()), ("gpio", "17"));

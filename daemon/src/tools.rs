@@ -32,22 +32,57 @@ pub fn devices_report() -> String {
     let _ = writeln!(
         out,
         "GPIO: {}",
-        if pi { "this is a Raspberry Pi" } else { "not a Raspberry Pi (use the sim backends)" }
+        if pi {
+            "this is a Raspberry Pi: backend = \"gpio\" takes a BCM pin number, \"gpiocdev\" a line below"
+        } else {
+            "not a Raspberry Pi: backend = \"gpiocdev\" with a line below, or the sim backends"
+        }
     );
-    for (label, prefix) in [("GPIO chips", "gpiochip"), ("SPI devices (for apa102 LEDs)", "spidev")] {
-        let mut nodes: Vec<String> = std::fs::read_dir("/dev")
-            .map(|dir| {
-                dir.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .filter(|n| n.starts_with(prefix))
-                    .map(|n| format!("/dev/{n}"))
-                    .collect()
-            })
-            .unwrap_or_default();
-        nodes.sort();
-        let listed = if nodes.is_empty() { "none".to_string() } else { nodes.join(", ") };
-        let _ = writeln!(out, "{label}: {listed}");
+    let chips = pivox_hal::gpio::cdev::chips();
+    let _ = writeln!(out, "GPIO chips: put a line's name (or gpiochipN:OFFSET) in [button] or [led] device");
+    if chips.is_empty() {
+        let _ = writeln!(out, "  none found (or none this user may open: the gpio group)");
     }
+    for chip in &chips {
+        let _ = writeln!(out, "  {}  {}, {} lines", chip.path.display(), chip.label, chip.lines);
+        out.push_str(&named_lines(chip));
+    }
+    let mut spi: Vec<String> = std::fs::read_dir("/dev")
+        .map(|dir| {
+            dir.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.starts_with("spidev"))
+                .map(|n| format!("/dev/{n}"))
+                .collect()
+        })
+        .unwrap_or_default();
+    spi.sort();
+    let listed = if spi.is_empty() { "none".to_string() } else { spi.join(", ") };
+    let _ = writeln!(out, "SPI devices (for apa102 LEDs): {listed}");
+    out
+}
+
+/// A chip's named lines, wrapped, those in use marked with their user; or how to name its
+/// lines when it has no names.
+fn named_lines(chip: &pivox_hal::gpio::cdev::ChipSummary) -> String {
+    let name = chip.path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    if chip.named.is_empty() {
+        return format!("    no named lines: use {name}:OFFSET (0 to {})\n", chip.lines.saturating_sub(1));
+    }
+    let mut out = String::new();
+    let mut line = String::from("   ");
+    for (_, line_name, consumer) in &chip.named {
+        let word = if consumer.is_empty() { line_name.clone() } else { format!("{line_name} (used by {consumer})") };
+        if line.len() + 1 + word.len() > 96 && line.len() > 3 {
+            out.push_str(&line);
+            out.push('\n');
+            line = String::from("   ");
+        }
+        line.push(' ');
+        line.push_str(&word);
+    }
+    out.push_str(&line);
+    out.push('\n');
     out
 }
 

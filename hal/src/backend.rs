@@ -49,10 +49,11 @@ pub enum Pull {
 #[derive(Debug, Clone)]
 pub struct ButtonSpec {
     /// For `sim`: a script such as `press 0.25, release 2.2` (seconds after `epoch`),
-    /// or `stdin` for Enter-to-toggle on a terminal. For `gpio`: the BCM pin number.
+    /// or `stdin` for Enter-to-toggle on a terminal. For `gpio`: the BCM pin number. For
+    /// `gpiocdev`: a line name such as `GPIO17`, or `gpiochipN:OFFSET`.
     pub device: String,
     pub epoch: Instant,
-    /// `gpio`: the pin's bias.
+    /// `gpio`, `gpiocdev`: the line's bias.
     pub pull: Pull,
     /// `gpio`: the button pulls the pin low when pressed (the usual wiring, to ground).
     pub active_low: bool,
@@ -63,7 +64,8 @@ pub struct ButtonSpec {
 /// What an LED backend is asked to open.
 #[derive(Debug, Clone)]
 pub struct LedSpec {
-    /// For `gpio`: the BCM pin number. For `apa102`: the SPI device, e.g. `/dev/spidev0.1`.
+    /// For `gpio`: the BCM pin number. For `gpiocdev`: a line name or `gpiochipN:OFFSET`. For
+    /// `apa102`: the SPI device, e.g. `/dev/spidev0.1`.
     pub device: String,
     /// `gpio`: the LED lights when the pin is low.
     pub active_low: bool,
@@ -86,9 +88,14 @@ pub type Table<B> = &'static [(&'static str, Option<B>)];
 pub const MICROPHONES: Table<MicBuilder> =
     &[("sim", Some(sim::open_microphone)), ("alsa", Some(alsa::open_microphone))];
 pub const SPEAKERS: Table<SpeakerBuilder> = &[("sim", Some(sim::open_speaker)), ("alsa", Some(alsa::open_speaker))];
-pub const BUTTONS: Table<ButtonBuilder> = &[("sim", Some(sim::open_button)), ("gpio", Some(gpio::open_button))];
-pub const LEDS: Table<LedBuilder> =
-    &[("sim", Some(sim::open_led)), ("gpio", Some(gpio::open_led)), ("apa102", Some(gpio::open_apa102))];
+pub const BUTTONS: Table<ButtonBuilder> =
+    &[("sim", Some(sim::open_button)), ("gpio", Some(gpio::open_button)), ("gpiocdev", Some(gpio::cdev::open_button))];
+pub const LEDS: Table<LedBuilder> = &[
+    ("sim", Some(sim::open_led)),
+    ("gpio", Some(gpio::open_led)),
+    ("gpiocdev", Some(gpio::cdev::open_led)),
+    ("apa102", Some(gpio::open_apa102)),
+];
 
 /// The backend a table uses when the config names none.
 pub fn default_name<B>(table: Table<B>) -> &'static str {

@@ -218,9 +218,7 @@ impl Document<'_> {
             self.report("button.mode", foreign(e.to_string(), b.mode.trim()));
             Default::default()
         });
-        if backend == "gpio" {
-            self.pin("button.device", &device);
-        }
+        self.gpio_device("button.device", &backend, &device);
         let debounce = Duration::from_millis(b.debounce_ms);
         ButtonConfig { backend, device, pull, active_low: b.active_low, debounce, mode }
     }
@@ -230,16 +228,27 @@ impl Document<'_> {
         let DeviceConfig { backend, device, .. } = self.device("led", raw, pivox_hal::backend::LEDS);
         self.check((1..=255).contains(&l.count), "led.count", || "must be 1 to 255".into());
         self.check((0.0..=1.0).contains(&l.brightness), "led.brightness", || "must be 0.0 to 1.0".into());
-        if backend == "gpio" {
-            self.pin("led.device", &device);
-        }
+        self.gpio_device("led.device", &backend, &device);
         LedConfig { backend, device, active_low: l.active_low, count: l.count, brightness: l.brightness }
     }
 
-    fn pin(&self, key: &str, device: &str) {
-        self.check(pivox_hal::gpio::parse_pin(key, device).is_ok(), key, || {
-            format!("{}: a BCM pin number 0-27 is expected", q(device))
-        });
+    /// A `gpio` device is a BCM pin number; a `gpiocdev` one a line name or `gpiochipN:OFFSET`.
+    fn gpio_device(&self, key: &str, backend: &str, device: &str) {
+        match backend {
+            "gpio" => {
+                self.check(pivox_hal::gpio::parse_pin(key, device).is_ok(), key, || {
+                    format!("{}: a BCM pin number 0-27 is expected", q(device))
+                });
+            }
+            "gpiocdev" => {
+                if let Err(e) = pivox_hal::gpio::cdev::parse_line(key, device) {
+                    let text = e.to_string();
+                    let why = text.split_once("`: ").map_or(text.as_str(), |(_, why)| why);
+                    self.report(key, format!("{}: {why}", q(device)));
+                }
+            }
+            _ => {}
+        }
     }
 
     /// `sim` devices name files (or a button script): make paths absolute and check what can be.

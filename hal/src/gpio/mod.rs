@@ -1,8 +1,10 @@
-//! Raspberry Pi GPIO and SPI backends, through the `rppal` crate: the push-to-talk button
-//! (`gpio`), a single status LED on a GPIO pin (`gpio`) and a strip of APA102 RGB LEDs on
-//! SPI (`apa102`, e.g. the three LEDs of the ReSpeaker 2-Mic Pi HAT).
+//! GPIO and SPI backends: the push-to-talk button and a single status LED on a Raspberry Pi's
+//! BCM pin through the `rppal` crate (`gpio`), the same on any Linux board's GPIO character
+//! device through `gpiocdev` (`cdev.rs`), and a strip of APA102 RGB LEDs on SPI (`apa102`, e.g.
+//! the three LEDs of the ReSpeaker 2-Mic Pi HAT).
 //!
-//! Pins are BCM GPIO numbers (the `GPIO17` names on pinout diagrams), not header positions.
+//! `gpio` pins are BCM GPIO numbers (the `GPIO17` names on pinout diagrams), not header
+//! positions; `gpiocdev` lines are those names themselves, or `gpiochipN:OFFSET`.
 //!
 //! Wiring:
 //! - Button: between the pin and ground, with `pull = "up"` and `active_low = true` (the
@@ -30,12 +32,13 @@
 mod animate;
 mod apa102;
 mod button;
+pub mod cdev;
 mod debounce;
 mod pattern;
 
 pub use animate::AnimatedLed;
 pub use apa102::{apa102_frame, brightness_bits, parse_spi_device};
-pub use button::GpioButton;
+pub use button::{DebouncedButton, EdgeSource, GpioButton, RppalLine};
 pub use debounce::{Debouncer, EventClock};
 pub use pattern::{Rgb, apa102_colors, gpio_level, is_animated};
 
@@ -52,7 +55,7 @@ pub const NOT_A_PI: &str =
 
 /// Opens the push-to-talk button on the BCM pin named by `spec.device`.
 pub fn open_button(spec: &ButtonSpec) -> Result<Box<dyn Button>> {
-    Ok(Box::new(GpioButton::open(spec)?))
+    Ok(Box::new(GpioButton::new(RppalLine::open(spec)?, spec)?))
 }
 
 /// Opens a single status LED on the BCM pin named by `spec.device`.
