@@ -62,11 +62,11 @@ cmd|arch-test|arch-test||mmdebstrap's check that arm64 programs run
 file|/usr/share/keyrings/debian-archive-keyring.gpg|debian-archive-keyring||mmdebstrap's download check
 cmd|qemu-system-aarch64|qemu-system-arm||the boot test's virtual machine
 cmd|espeak-ng|espeak-ng||the HA rig's test utterance and speech double
-cmd|sox|sox||the HA rig's utterance; the HA test's microphone
+cmd|sox|sox||the HA rig's utterance; the HA test's microphone; the boot test's reply level
 cmd|ffmpeg|ffmpeg||Home Assistant's reply conversion (HA test)
 cmd|curl|curl||Home Assistant's REST API (tests/ha-esphome.sh)
 cmd|ip|iproute2||the mDNS test's network namespace (daemon/tests/mdns.rs)
-file|/usr/bin/python3|python3|python3-minimal|Ansible's Python (fleet/, tests/fleet.sh)"
+file|/usr/bin/python3|python3|python3-minimal|Ansible's Python (fleet/, tests/fleet.sh); the boot test's QMP client"
 
 missing=() packages=() hints=() mismatches=()
 # note WHAT PACKAGE-OR-HINT: one line of the message; apt packages are also gathered for a

@@ -4,9 +4,10 @@
 #                    udevadm and systemd-analyze (rules and sandbox checks), unshare
 #   tests/deploy.sh  a real sshd and ssh client, qemu-aarch64 (the stand-in service runs the binary)
 #   tests/system.sh  mmdebstrap (with arch-test and Debian's archive keyring), qemu-system-aarch64
-#                    (its network card without a ROM: ipxe-qemu, a recommendation, is not needed),
-#                    and binfmt_misc for aarch64 (mmdebstrap runs the arm64 packages' scripts
-#                    through it)
+#                    (its network card without a ROM: ipxe-qemu, a recommendation, is not needed;
+#                    its USB controller and USB sound card need none), binfmt_misc for aarch64
+#                    (mmdebstrap runs the arm64 packages' scripts through it), python3 (a QMP
+#                    client pulses the VM's GPIO line) and sox (the level of the ALSA reply)
 #   tests/ha-esphome.sh  the Home Assistant rig (../shared/ha-rig): espeak-ng and sox (its test
 #                    utterance and text-to-speech double), ffmpeg (HA converts the reply through
 #                    it), curl (HA's REST API); the rig also needs a Python 3.13, which apt

@@ -4,7 +4,8 @@
 # pivox.service reaches READY as the pivox user, the sysctl values and udev rules are in
 # effect, the watchdog restarts a hung daemon, and the daemon completes a simulated turn against
 # a reference server on the host (10.0.2.2 from the guest). A turn is started and ended through
-# the kernel's GPIO driver (QMP pulses on the virt machine's PL061, the gpiocdev backend). Then
+# the kernel's GPIO driver (QMP pulses on the virt machine's PL061, the gpiocdev backend), and one
+# through real ALSA capture and playback on the kernel's loopback sound card (snd-aloop). Then
 # deploy.sh updates it over the forwarded SSH port, and a broken binary is rolled back.
 #
 # The base image (mmdebstrap, ~6 min) is cached in $PIVOX_CACHE_DIR (default
@@ -25,13 +26,18 @@ step() { echo "system-test [$((SECONDS - started)) s]: $*"; }
 
 # ---- The base image: what an official image looks like before the recipe ------------------------
 disk_id=4e639091
-packages=systemd-sysv,udev,openssh-server,linux-image-cloud-arm64,sudo,libasound2,procps,iproute2,kmod,dbus
+# Debian's generic arm64 kernel (not the cloud one): it has the sound drivers (snd-aloop) as
+# well as the PL061 GPIO driver; alsa-utils plays into and records from the loopback card.
+packages=systemd-sysv,udev,openssh-server,linux-image-arm64,sudo,libasound2,alsa-utils,procps,iproute2,kmod,dbus
 build_base() {
   local tar="$scratch/rootfs.tar" dir="$scratch/rootfs"
   step "building a Debian bookworm arm64 root file system with mmdebstrap (about 6 minutes, cached after)"
   # Like Raspberry Pi OS: a first user `pi` (uid 1000) with passwordless sudo and no password,
   # SSH installed but off, the boot partition at /boot/firmware, PARTUUID mounts. The network
   # comes from systemd-networkd here (Raspberry Pi OS uses NetworkManager for Wi-Fi).
+  # The initramfs holds only what the virt machine needs to mount / (virtio and ext4,
+  # MODULES=list): with Debian's default of most modules, building it under qemu-user takes
+  # over 25 minutes.
   mmdebstrap --quiet --architectures=arm64 --variant=minbase --include="$packages" \
     --customize-hook='chroot "$1" useradd -m -u 1000 -G sudo,audio,video,plugdev -s /bin/bash pi' \
     --customize-hook='chroot "$1" passwd -q -l pi' \
@@ -41,6 +47,9 @@ build_base() {
     --customize-hook='mkdir -p "$1/boot/firmware" && echo raspberrypi >"$1/etc/hostname" && printf "127.0.0.1\tlocalhost\n127.0.1.1\traspberrypi\n" >"$1/etc/hosts"' \
     --customize-hook='printf "[Match]\nName=en* eth*\n\n[Network]\nDHCP=yes\n" >"$1/etc/systemd/network/50-wired.network" && chroot "$1" systemctl enable systemd-networkd.service' \
     --customize-hook='printf "vfat\nnls_cp437\nnls_ascii\n" >"$1/etc/modules-load.d/boot-partition.conf"' \
+    --setup-hook='mkdir -p "$1/etc/initramfs-tools/conf.d" "$1/etc/initramfs-tools/hooks"' \
+    --setup-hook='echo MODULES=list >"$1/etc/initramfs-tools/conf.d/pivox-test.conf"' \
+    --setup-hook='printf "#!/bin/sh\n[ \"\$1\" = prereqs ] && exit 0\n. /usr/share/initramfs-tools/hook-functions\nmanual_add_modules virtio_blk virtio_pci virtio_mmio ext4\n" >"$1/etc/initramfs-tools/hooks/pivox-test" && chmod 755 "$1/etc/initramfs-tools/hooks/pivox-test"' \
     bookworm "$tar"
   step "laying it out as Raspberry Pi OS does: MBR, FAT32 bootfs (0x0c), ext4 rootfs"
   mkdir -p "$dir"
@@ -116,6 +125,7 @@ qemu-system-aarch64 -M virt -cpu cortex-a53 -smp 2 -m 1024 -display none -no-reb
   -kernel "$scratch/vmlinuz" -initrd "$scratch/initrd" -append "$cmdline console=ttyAMA0 panic=-1 modprobe.blacklist=gpio_keys" \
   -drive file="$image",format=raw,if=virtio \
   -netdev user,id=net0,hostfwd=tcp:127.0.0.1:$ssh_port-:22 -device virtio-net-pci,netdev=net0,romfile= \
+  -device qemu-xhci,id=usb -audiodev none,id=snd0 -device usb-audio,audiodev=snd0,bus=usb.0 \
   -serial file:"$scratch/console.log" -qmp unix:"$scratch/qmp.sock",server=on,wait=off &
 qemu_pid=$!
 cleanups+=("kill $qemu_pid 2>/dev/null; cp $scratch/console.log ${TMPDIR:-/tmp}/pivox-system-test-console.log 2>/dev/null")
@@ -170,7 +180,12 @@ udev_errors=$(guest "sudo journalctl -b -u systemd-udevd --no-pager -o cat | gre
 check_eq "udevd: no complaint about pivox's rules" "" "$udev_errors"
 rules_read=$(guest "sudo udevadm test --action=add /sys/class/net/lo 2>&1 | grep -c 'Reading rules file: /etc/udev/rules.d/[0-9]*-pivox'")
 check_eq "udev reads both pivox rule files" 2 "$rules_read"
-step "sysctl values and udev rules in effect"
+# qemu's USB audio device (a USB sound card, snd-usb-audio in the guest) is the first USB card:
+# the USB-microphone rule names it, so pivox.toml's plughw:CARD=pivoxusb,DEV=0 finds it.
+wait_for 30 "the USB sound card named by the udev rule" "grep -q '\\[pivoxusb' /proc/asound/cards"
+check_contains "udev: the USB card's ALSA id is pivoxusb" "pivoxusb" "$(guest cat /proc/asound/cards)"
+check_contains "pivox devices names it as the config does" "CARD=pivoxusb" "$(guest pivox devices)"
+step "sysctl values and udev rules in effect; the USB sound card is pivoxusb"
 
 # ---- The watchdog: a hung main loop is restarted ---------------------------------------------
 restarts=$(show NRestarts)
@@ -182,9 +197,9 @@ step "a stopped (hung) daemon was restarted by the watchdog"
 
 # ---- The button through the kernel's GPIO driver (the gpiocdev backend) ---------------------------
 # The virt machine wires its power button to line 3 of its PL061 GPIO controller: a QMP
-# system_powerdown drives the line high for 100 ms. No gpio-keys driver takes the line (this
-# kernel has none; a kernel with one is told not to load it on the command line), so it is
-# pivox's: active high, in tap mode, one pulse starts a turn and the next ends it.
+# system_powerdown drives the line high for 100 ms. The kernel command line keeps the gpio-keys
+# driver from taking the line (it would, and a pulse would then power the VM off), so the line
+# is pivox's: active high, in tap mode, one pulse starts a turn and the next ends it.
 qmp() { # qmp COMMAND: one QMP command to the VM, through its control socket
   python3 - "$scratch/qmp.sock" "$1" <<'PY'
 import json, socket, sys
@@ -234,6 +249,51 @@ check "the reference server received the tapped turn" test "$(grep -cE 'turn [0-
 seconds=$(grep -oE 'turn [0-9]+: [0-9.]+ s of' "$server_log" | tail -1 | awk '{print $3}')
 check "the tapped turn lasted the 2 s between the taps, with the pre-roll ($seconds s)" awk -v s="$seconds" 'BEGIN { exit !(s >= 1.8 && s <= 3.5) }'
 step "a turn started and ended by QMP pulses on PL061 line 3 (gpiocdev, tap mode): $seconds s of audio"
+
+# ---- Sound through a kernel driver: snd-aloop ---------------------------------------------------------
+# The ALSA loopback card: what is played into its device 0 is captured from device 1 (the same
+# subdevice), and back. pivox's real ALSA capture and playback run on it: the microphone is
+# Loopback 1,0, into which the speech sample is played through 0,0; the speaker is Loopback 0,1,
+# which arecord records from 1,1. The reply (the reference server's echo of the turn) must come
+# out the other side.
+guest sudo modprobe snd-aloop
+wait_for 10 "the loopback sound card" "grep -q Loopback /proc/asound/cards"
+check_contains "pivox devices lists the loopback card" "CARD=Loopback" "$(guest pivox devices)"
+sed '/^\[microphone\]/,$d' "$scratch/pivox.toml" >"$scratch/pivox-alsa.toml"
+cat >>"$scratch/pivox-alsa.toml" <<'EOT'
+[microphone]
+backend = "alsa"
+device = "plughw:CARD=Loopback,DEV=1,SUBDEV=0"
+
+[speaker]
+backend = "alsa"
+device = "plughw:CARD=Loopback,DEV=0,SUBDEV=1"
+
+[button]
+backend = "sim"
+device = "press 1.5, release 4.5"
+EOT
+guest "cat >/tmp/pivox-alsa.toml" <"$scratch/pivox-alsa.toml"
+guest sudo systemctl stop pivox.service
+server_turns=$(grep -cE 'turn [0-9]+: [0-9.]+ s of' "$server_log" || true)
+# As pi, in the audio group, as a hobbyist trying a sound card would.
+guest "arecord -q -D hw:CARD=Loopback,DEV=1,SUBDEV=1 -f S16_LE -r 16000 -c 1 -d 12 /tmp/reply.wav </dev/null >/dev/null 2>/tmp/arecord.log &"
+guest "pivox run --config /tmp/pivox-alsa.toml --turns 1 </dev/null >/tmp/pivox-alsa.log 2>&1 & echo \$! >/tmp/pivox-alsa.pid"
+sleep 1
+guest aplay -q -D hw:CARD=Loopback,DEV=0,SUBDEV=0 /boot/firmware/speech.wav
+for _ in $(seq 1 30); do guest "! kill -0 \$(cat /tmp/pivox-alsa.pid) 2>/dev/null" && break; sleep 1; done
+alsa_log=$(guest cat /tmp/pivox-alsa.log)
+guest "! kill -0 \$(cat /tmp/pivox-alsa.pid) 2>/dev/null" || fail "pivox run did not end within 30 s of its one turn: $alsa_log"
+check_contains "ALSA turn: completed" "Completed" "$alsa_log"
+check "ALSA turn: the reference server received it" test "$(grep -cE 'turn [0-9]+: [0-9.]+ s of' "$server_log")" -gt "$server_turns"
+wait_for 15 "arecord finishing" "! pgrep arecord"
+guest cat /tmp/reply.wav >"$scratch/alsa-reply.wav"
+peak=$(sox "$scratch/alsa-reply.wav" -n stat 2>&1 | awk '/^Maximum amplitude/ { print $3 }')
+rms=$(sox "$scratch/alsa-reply.wav" -n stat 2>&1 | awk '/^RMS +amplitude/ { print $3 }')
+check "ALSA turn: the reply came out of the loopback (peak $peak, RMS $rms)" awk -v p="$peak" -v r="$rms" 'BEGIN { exit !(p >= 0.1 && r >= 0.005) }'
+step "a turn through snd-aloop: speech in through ALSA capture, the reply out through ALSA playback (peak $peak, RMS $rms)"
+guest sudo systemctl start pivox.service
+wait_for 30 "pivox.service active again" systemctl is-active --quiet pivox.service
 
 # ---- deploy.sh over the forwarded port ---------------------------------------------------------------
 export PIVOX_SSH_OPTS="${ssh_opts[*]}"
