@@ -55,9 +55,9 @@ pub struct ButtonSpec {
     pub epoch: Instant,
     /// `gpio`, `gpiocdev`: the line's bias.
     pub pull: Pull,
-    /// `gpio`: the button pulls the pin low when pressed (the usual wiring, to ground).
+    /// `gpio`, `gpiocdev`: the button pulls the line low when pressed (the usual wiring, to ground).
     pub active_low: bool,
-    /// `gpio`: a level must hold this long to count as an edge.
+    /// `gpio`, `gpiocdev`: a level must hold this long to count as an edge.
     pub debounce: Duration,
 }
 
@@ -67,7 +67,7 @@ pub struct LedSpec {
     /// For `gpio`: the BCM pin number. For `gpiocdev`: a line name or `gpiochipN:OFFSET`. For
     /// `apa102`: the SPI device, e.g. `/dev/spidev0.1`.
     pub device: String,
-    /// `gpio`: the LED lights when the pin is low.
+    /// `gpio`, `gpiocdev`: the LED lights when the line is low.
     pub active_low: bool,
     /// `apa102`: how many LEDs are on the strip.
     pub count: usize,

@@ -241,9 +241,7 @@ impl Document<'_> {
                 });
             }
             "gpiocdev" => {
-                if let Err(e) = pivox_hal::gpio::cdev::parse_line(key, device) {
-                    let text = e.to_string();
-                    let why = text.split_once("`: ").map_or(text.as_str(), |(_, why)| why);
+                if let Err(why) = pivox_hal::gpio::cdev::line_name(device) {
                     self.report(key, format!("{}: {why}", q(device)));
                 }
             }

@@ -19,6 +19,8 @@ use crate::{Button, ButtonEvent, Result};
 
 /// Where a button's raw edges come from.
 pub trait EdgeSource: Send {
+    /// What the line is, for messages: "button on GPIO 17".
+    fn what(&self) -> &str;
     /// The line's physical level now (true: high).
     fn level(&mut self) -> Result<bool>;
     /// Waits at most `wait` for one edge: its physical level after the edge and the kernel's
@@ -39,6 +41,13 @@ pub struct DebouncedButton<S> {
 impl<S: EdgeSource> DebouncedButton<S> {
     pub(crate) fn new(mut source: S, spec: &ButtonSpec) -> Result<Self> {
         let level = source.level()?;
+        log::debug!(
+            "{}: pull {:?}, active {}, debounce {:?}",
+            source.what(),
+            spec.pull,
+            if spec.active_low { "low" } else { "high" },
+            spec.debounce
+        );
         let debouncer = Debouncer::new(spec.debounce, spec.active_low, level);
         Ok(Self { source, debouncer, clock: EventClock::default(), ready: VecDeque::new() })
     }
@@ -100,17 +109,15 @@ impl RppalLine {
             Pull::Off => pin.into_input(),
         };
         pin.set_interrupt(Trigger::Both, None).map_err(|e| gpio_error(&what, e))?;
-        log::debug!(
-            "{what}: pull {:?}, active {}, debounce {:?}",
-            spec.pull,
-            if spec.active_low { "low" } else { "high" },
-            spec.debounce
-        );
         Ok(Self { pin, what })
     }
 }
 
 impl EdgeSource for RppalLine {
+    fn what(&self) -> &str {
+        &self.what
+    }
+
     fn level(&mut self) -> Result<bool> {
         Ok(self.pin.is_high())
     }

@@ -50,24 +50,27 @@ impl std::fmt::Display for LineName {
 
 /// Parses the config field `field` (e.g. `button.device`): a line name, or `gpiochipN:OFFSET`.
 pub fn parse_line(field: &str, device: &str) -> Result<LineName> {
+    line_name(device).map_err(|why| Error::new(ErrorKind::InvalidConfig, format!("{field} `{}`: {why}", device.trim())))
+}
+
+/// A line name or `gpiochipN:OFFSET`, or why `device` is neither (for `pivox check-config`).
+pub fn line_name(device: &str) -> std::result::Result<LineName, &'static str> {
     let device = device.trim();
-    let invalid = |why: &str| Error::new(ErrorKind::InvalidConfig, format!("{field} `{device}`: {why}"));
     if device.is_empty() {
-        return Err(invalid("a line name such as GPIO17, or gpiochipN:OFFSET, is expected"));
+        return Err("a line name such as GPIO17, or gpiochipN:OFFSET, is expected");
     }
     let Some((chip, offset)) = device.rsplit_once(':') else {
         if device.chars().any(char::is_whitespace) {
-            return Err(invalid("a line name has no spaces (`pivox devices` lists the names)"));
+            return Err("a line name has no spaces (`pivox devices` lists the names)");
         }
         return Ok(LineName::Named(device.to_string()));
     };
     let chip = chip.strip_prefix("/dev/").unwrap_or(chip);
     let number = chip.strip_prefix("gpiochip").filter(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()));
     if number.is_none() {
-        return Err(invalid("the chip is gpiochipN, e.g. gpiochip0:17"));
+        return Err("the chip is gpiochipN, e.g. gpiochip0:17");
     }
-    let offset =
-        offset.parse::<u32>().map_err(|_| invalid("the offset after the colon is a line number, e.g. gpiochip0:17"))?;
+    let offset = offset.parse::<u32>().map_err(|_| "the offset after the colon is a line number, e.g. gpiochip0:17")?;
     Ok(LineName::Offset { chip: PathBuf::from("/dev").join(chip), offset })
 }
 
@@ -142,18 +145,16 @@ impl CdevLine {
             .with_edge_detection(EdgeDetection::BothEdges)
             .request()
             .map_err(|e| cdev_error(&what, &e))?;
-        log::debug!(
-            "{what}: {} offset {offset}, pull {:?}, active {}, debounce {:?}",
-            chip.display(),
-            spec.pull,
-            if spec.active_low { "low" } else { "high" },
-            spec.debounce
-        );
+        log::debug!("{what}: {} offset {offset}", chip.display());
         Ok(Self { request, what })
     }
 }
 
 impl EdgeSource for CdevLine {
+    fn what(&self) -> &str {
+        &self.what
+    }
+
     fn level(&mut self) -> Result<bool> {
         // No active-low flag on the request: Active is the physical high level.
         let value = self.request.lone_value().map_err(|e| cdev_error(&self.what, &e))?;
